@@ -1,0 +1,2 @@
+// libzstd's streaming API (Debian: libzstd-dev).
+#include <zstd.h>

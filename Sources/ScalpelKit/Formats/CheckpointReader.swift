@@ -1,0 +1,97 @@
+import Foundation
+
+/// Opens any checkpoint Scalpel reads, deciding the format from what is on disk.
+///
+/// - A folder with `adapter_config.json`: a PEFT adapter (`adapter_model.safetensors` inside).
+/// - A folder with `*.safetensors.index.json`, or the index file itself, or a folder of `*.safetensors`:
+///   one sharded model.
+/// - A file starting with the zstd magic (normally `*.zst`): decompressed, then read as below.
+/// - A file starting with `GGUF`: GGUF. Anything else: safetensors.
+public enum CheckpointReader {
+    /// Opens `path`.
+    /// - Parameter headerOnly: for zstd inputs, decompress only as much as the header needs; the
+    ///   returned checkpoint then has no tensor data (views throw). Uncompressed files are always mapped,
+    ///   which costs nothing until data is touched.
+    public static func open(_ path: String, headerOnly: Bool = false) throws -> Checkpoint {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw ScalpelError.io(file: path, reason: "no such file or folder")
+        }
+        if isDir.boolValue { return try openFolder(path, headerOnly: headerOnly) }
+        if path.hasSuffix(".index.json") { return try ShardedSafetensors.open(indexPath: path) }
+        return try openFile(path, headerOnly: headerOnly)
+    }
+
+    private static func openFolder(_ path: String, headerOnly: Bool) throws -> Checkpoint {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: path + "/adapter_config.json") {
+            return try PEFTAdapter.open(folder: path)
+        }
+        let entries = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+        if let index = entries.filter({ $0.hasSuffix(".safetensors.index.json") }).sorted().first {
+            return try ShardedSafetensors.open(indexPath: path + "/" + index)
+        }
+        let shards = entries.filter { $0.hasSuffix(".safetensors") }.sorted()
+        guard !shards.isEmpty else {
+            throw ScalpelError.invalid(file: path, tensor: nil, reason: "folder holds no adapter_config.json, *.safetensors.index.json or *.safetensors")
+        }
+        return try ShardedSafetensors.open(folder: path, shards: shards)
+    }
+
+    /// Opens one file (safetensors, GGUF, or either zstd-compressed).
+    static func openFile(_ path: String, headerOnly: Bool) throws -> Checkpoint {
+        let mapped = try MappedFile(path: path)
+        if Zstd.hasMagic(mapped.bytes) {
+            if headerOnly { return try openCompressedHeader(path, mapped) }
+            let plain = try Zstd.decompressToMappedFile(mapped.bytes, path: path)
+            return try parse(plain, path: path, compressed: true, fileBytes: mapped.bytes.count)
+        }
+        return try parse(mapped, path: path, compressed: false, fileBytes: mapped.bytes.count)
+    }
+
+    private static func parse(_ file: MappedFile, path: String, compressed: Bool, fileBytes: Int) throws -> Checkpoint {
+        let bytes = file.bytes
+        if GGUFReader.hasMagic(bytes) {
+            let h = try GGUFReader.parse(bytes, fileLength: bytes.count, file: path)
+            return Checkpoint(path: path, format: .gguf, compressed: compressed, tensors: h.tensors,
+                              locations: h.tensors.map { .init(file: 0, start: h.dataStart + $0.offset) },
+                              files: [file], metadata: h.metadata, fileBytes: fileBytes, alignment: h.alignment)
+        }
+        let h = try SafetensorsHeader.parse(bytes, fileLength: bytes.count, file: path)
+        return Checkpoint(path: path, format: .safetensors, compressed: compressed, tensors: h.tensors,
+                          locations: h.tensors.map { .init(file: 0, start: h.dataStart + $0.offset) },
+                          files: [file], metadata: h.metadata, fileBytes: fileBytes)
+    }
+
+    /// Reads the header of a zstd-compressed file by decompressing a growing prefix.
+    private static func openCompressedHeader(_ path: String, _ mapped: MappedFile) throws -> Checkpoint {
+        var limit = 1 << 16
+        while true {
+            let prefix = try Zstd.decompressPrefix(mapped.bytes, limit: limit, path: path)
+            let complete = prefix.count < limit
+            do {
+                return try prefix.withUnsafeBytes { bytes in
+                    if GGUFReader.hasMagic(bytes) {
+                        let h = try GGUFReader.parse(bytes, fileLength: complete ? bytes.count : nil, file: path)
+                        return Checkpoint(path: path, format: .gguf, compressed: true, tensors: h.tensors, locations: [],
+                                          files: [], metadata: h.metadata, fileBytes: mapped.bytes.count, alignment: h.alignment)
+                    }
+                    if !complete, bytes.count >= 8 {
+                        let n = try SafetensorsHeader.headerLength(bytes, file: path)
+                        if 8 + n > bytes.count { throw NeedMoreBytes(atLeast: 8 + n) }
+                    }
+                    let h = try SafetensorsHeader.parse(bytes, fileLength: complete ? bytes.count : nil, file: path)
+                    return Checkpoint(path: path, format: .safetensors, compressed: true, tensors: h.tensors, locations: [],
+                                      files: [], metadata: h.metadata, fileBytes: mapped.bytes.count)
+                }
+            } catch let more as NeedMoreBytes where !complete {
+                limit = max(limit * 4, more.atLeast)
+            }
+        }
+    }
+}
+
+/// Thrown by header parsers reading a prefix of a file: the header continues past the prefix.
+struct NeedMoreBytes: Error {
+    let atLeast: Int
+}

@@ -1,0 +1,15 @@
+/// The bytes of one tensor, borrowed from a mapped file (zero copy). The view keeps its file mapped.
+public struct TensorView: @unchecked Sendable {
+    /// The tensor's description.
+    public let info: TensorInfo
+    /// Exactly `info.byteCount` bytes.
+    public let bytes: UnsafeRawBufferPointer
+    /// Keeps the mapping alive while the view is in use.
+    let owner: AnyObject?
+
+    public init(info: TensorInfo, bytes: UnsafeRawBufferPointer, owner: AnyObject?) {
+        self.info = info
+        self.bytes = bytes
+        self.owner = owner
+    }
+}

@@ -1,0 +1,2 @@
+import ScalpelKit
+print("scalpel")
