@@ -1,4 +1,129 @@
-enum ShardedSafetensors {
-    static func open(indexPath: String) throws -> Checkpoint { fatalError() }
-    static func open(folder: String, shards: [String]) throws -> Checkpoint { fatalError() }
+import Foundation
+
+/// Sharded safetensors checkpoints: several `.safetensors` files read as one model, with or without a
+/// `model.safetensors.index.json` (`{"metadata": {"total_size": N}, "weight_map": {tensor: file}}`).
+public enum ShardedSafetensors {
+    /// Opens the shards an index names. Every tensor of the weight map must be in the shard it names,
+    /// and every tensor of every shard must be in the weight map.
+    static func open(indexPath: String) throws -> Checkpoint {
+        let folder = (indexPath as NSString).deletingLastPathComponent
+        let text = try readSmallFile(indexPath)
+        let json: JSONValue
+        do { json = try JSONParser.parse(text) } catch {
+            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "\(error)")
+        }
+        guard let weightMap = json["weight_map"]?.objectValue else {
+            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "no weight_map object")
+        }
+        var shardOf: [String: String] = [:]
+        var shards: [String] = []
+        for (tensor, file) in weightMap {
+            guard let f = file.stringValue, !f.contains("/") else {
+                throw ScalpelError.malformed(file: indexPath, tensor: tensor, reason: "weight_map value is not a file name in the same folder")
+            }
+            shardOf[tensor] = f
+            if !shards.contains(f) { shards.append(f) }
+        }
+        let ckpt = try open(folder: folder.isEmpty ? "." : folder, shards: shards.sorted(), path: indexPath)
+        for t in ckpt.tensors where shardOf[t.name] == nil {
+            throw ScalpelError.malformed(file: indexPath, tensor: t.name, reason: "tensor is in a shard but not in weight_map")
+        }
+        for (i, t) in ckpt.tensors.enumerated() {
+            let file = (ckpt.files[ckpt.locations[i].file].path as NSString).lastPathComponent
+            if shardOf[t.name] != file {
+                throw ScalpelError.malformed(file: indexPath, tensor: t.name, reason: "weight_map names \(shardOf[t.name]!) but the tensor is in \(file)")
+            }
+        }
+        if ckpt.tensors.count != shardOf.count {
+            let missing = shardOf.keys.filter { ckpt.info(named: $0) == nil }.sorted()
+            throw ScalpelError.malformed(file: indexPath, tensor: missing.first, reason: "tensor in weight_map is missing from its shard")
+        }
+        return ckpt
+    }
+
+    /// Opens the given shard files of `folder` as one model. Tensor names must be unique across shards;
+    /// the metadata is the first shard's.
+    static func open(folder: String, shards: [String], path: String? = nil) throws -> Checkpoint {
+        var tensors: [TensorInfo] = []
+        var locations: [Checkpoint.Location] = []
+        var files: [MappedFile] = []
+        var metadata = Metadata()
+        var seen: [String: String] = [:]
+        var total = 0
+        for (k, name) in shards.enumerated() {
+            let p = folder + "/" + name
+            let file = try MappedFile(path: p)
+            let h = try SafetensorsHeader.parse(file.bytes, fileLength: file.bytes.count, file: p)
+            if k == 0 { metadata = h.metadata }
+            for t in h.tensors {
+                if let other = seen[t.name] {
+                    throw ScalpelError.malformed(file: p, tensor: t.name, reason: "tensor also appears in \(other)")
+                }
+                seen[t.name] = name
+                tensors.append(t)
+                locations.append(.init(file: k, start: h.dataStart + t.offset))
+            }
+            files.append(file)
+            total += file.bytes.count
+        }
+        return Checkpoint(path: path ?? folder, format: .shardedSafetensors, tensors: tensors, locations: locations,
+                          files: files, metadata: metadata, fileBytes: total)
+    }
+
+    /// Writes `tensors` into `folder` as shards of at most `shardBytes` of tensor data each (a tensor
+    /// larger than that gets a shard of its own), named `model-00001-of-0000N.safetensors`, plus
+    /// `model.safetensors.index.json`. Tensors keep their given order across shards. The folder is
+    /// built under a temporary name and renamed into place; it must not exist yet.
+    public static func write(_ tensors: [OutputTensor], metadata: Metadata, to folder: String, shardBytes: Int) throws {
+        var groups: [[OutputTensor]] = []
+        var current: [OutputTensor] = []
+        var size = 0
+        for t in tensors {
+            try t.validate(file: folder)
+            if !current.isEmpty && size + t.byteCount > shardBytes {
+                groups.append(current)
+                current = []
+                size = 0
+            }
+            current.append(t)
+            size += t.byteCount
+        }
+        if !current.isEmpty || groups.isEmpty { groups.append(current) }
+        let temp = try TemporaryFolder(finalPath: folder)
+        var weightMap: [(String, JSONValue)] = []
+        var totalSize = 0
+        for (k, group) in groups.enumerated() {
+            let name = String(format: "model-%05d-of-%05d.safetensors", k + 1, groups.count)
+            try SafetensorsWriter.write(group, metadata: metadata, to: temp.path + "/" + name)
+            for t in group.sorted(by: { $0.name < $1.name }) {
+                weightMap.append((t.name, .string(name)))
+                totalSize += t.byteCount
+            }
+        }
+        let index: JSONValue = .object([
+            ("metadata", .object([("total_size", .int(totalSize))])),
+            ("weight_map", .object(weightMap.sorted { $0.0 < $1.0 })),
+        ])
+        try writeTextFile(JSONWriter.string(index, style: .pretty) + "\n", to: temp.path + "/model.safetensors.index.json")
+        try temp.commit()
+    }
+}
+
+/// Reads a small text file (configs, indexes) whole.
+func readSmallFile(_ path: String, limit: Int = 64 << 20) throws -> String {
+    let file = try MappedFile(path: path)
+    guard file.bytes.count <= limit else {
+        throw ScalpelError.malformed(file: path, tensor: nil, reason: "file is larger than \(limit) bytes")
+    }
+    guard let s = String(validating: file.bytes, as: UTF8.self) else {
+        throw ScalpelError.malformed(file: path, tensor: nil, reason: "not valid UTF-8")
+    }
+    return s
+}
+
+/// Writes a text file atomically.
+func writeTextFile(_ text: String, to path: String) throws {
+    let out = try OutputFile(path: path)
+    try out.write(Array(text.utf8))
+    try out.commit()
 }

@@ -1,0 +1,42 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A folder being built: files go into a temporary sibling folder, which `commit()` renames into place.
+/// Dropping it without committing removes the temporary folder and everything in it.
+public final class TemporaryFolder {
+    /// The temporary folder to write into.
+    public let path: String
+    /// The final path.
+    public let finalPath: String
+    private var committed = false
+
+    /// Creates the temporary folder next to `finalPath`, which must not exist yet.
+    public init(finalPath: String) throws {
+        self.finalPath = finalPath
+        if FileManager.default.fileExists(atPath: finalPath) {
+            throw ScalpelError.invalid(file: finalPath, tensor: nil, reason: "output already exists (remove it first)")
+        }
+        let dir = (finalPath as NSString).deletingLastPathComponent
+        let base = (finalPath as NSString).lastPathComponent
+        var template = Array(((dir.isEmpty ? "." : dir) + "/.\(base).tmp-XXXXXX").utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw ScalpelError.io(file: finalPath, reason: "cannot create a temporary folder: \(String(cString: strerror(errno)))")
+        }
+        path = String(cString: template.map { UInt8(bitPattern: $0) } + [0])
+    }
+
+    deinit {
+        if !committed { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// Renames the folder into place.
+    public func commit() throws {
+        chmod(path, 0o755)
+        guard rename(path, finalPath) == 0 else {
+            throw ScalpelError.io(file: finalPath, reason: "cannot rename into place: \(String(cString: strerror(errno)))")
+        }
+        committed = true
+    }
+}

@@ -1,0 +1,98 @@
+extension InspectReport {
+    /// The human-readable report. `listTensors` adds the tensor table, `showMetadata` the metadata.
+    public func text(listTensors: Bool, showMetadata: Bool) -> String {
+        var out: [String] = []
+        let summary: [(String, String)] = [
+            ("format", format.rawValue + (compressed ? " (zstd-compressed)" : "")),
+            ("tensors", Format.grouped(totals.tensors)),
+            ("parameters", "\(Format.grouped(totals.parameters)) (\(Format.count(totals.parameters)))"),
+            ("file size", "\(Format.grouped(fileBytes)) bytes (\(Format.bytes(fileBytes)))"),
+            ("tensor data", "\(Format.grouped(totals.bytes)) bytes (\(Format.bytes(totals.bytes)))"),
+            ("bits/parameter", Format.fixed(bitsPerParameter, 2)),
+        ]
+        out.append(path)
+        let w = summary.map(\.0.count).max()!
+        for (k, v) in summary { out.append("  " + k + String(repeating: " ", count: w - k.count + 2) + v) }
+
+        if let a = adapter {
+            out.append("")
+            out.append("adapter (PEFT LoRA)")
+            let scaling = a.loraAlpha / (a.useRSLoRA ? Double(a.r).squareRoot() : Double(a.r))
+            out.append("  r \(a.r), lora_alpha \(Format.stat(a.loraAlpha)), scaling \(Format.stat(scaling))"
+                + (a.useRSLoRA ? " (rsLoRA)" : "") + (a.useDoRA ? ", DoRA" : ""))
+            out.append("  target modules: " + a.targetModuleNames.joined(separator: ", "))
+            if !adapterRanks.isEmpty {
+                out.append("  ranks in file: " + adapterRanks.map { "r=\($0.0) x\($0.1)" }.joined(separator: ", "))
+            }
+            if !a.rankPattern.isEmpty {
+                out.append("  rank_pattern: " + a.rankPattern.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))
+            }
+            if !a.alphaPattern.isEmpty {
+                out.append("  alpha_pattern: " + a.alphaPattern.map { "\($0.0)=\(Format.stat($0.1))" }.joined(separator: ", "))
+            }
+        }
+
+        out.append("")
+        out.append("by dtype")
+        out.append(totalsTable(firstColumn: "dtype", byDType))
+        if grouping != .dtype {
+            out.append("")
+            out.append("by \(grouping.rawValue)")
+            out.append(totalsTable(firstColumn: grouping.rawValue, groups))
+        }
+
+        if showMetadata {
+            out.append("")
+            out.append("metadata (\(metadata.entries.count) keys)")
+            for (k, v) in metadata.entries { out.append("  \(k) = \(InspectReport.short(v))") }
+        }
+
+        if listTensors || tensors.contains(where: { $0.1 != nil }) {
+            out.append("")
+            let withStats = tensors.contains { $0.1 != nil }
+            var header = ["name", "dtype", "shape", "bytes", "offset"]
+            if withStats { header += ["min", "max", "mean", "std", "mean|x|", "zeros", "nan", "inf"] }
+            var table = TextTable(header: header, rightAligned: Set(3..<header.count))
+            for (t, s) in tensors {
+                var row = [t.name, t.type.description, "[" + t.shape.map(String.init).joined(separator: ", ") + "]",
+                           Format.grouped(t.byteCount), Format.grouped(t.offset)]
+                if let s {
+                    row += [Format.stat(s.min), Format.stat(s.max), Format.stat(s.mean), Format.stat(s.std),
+                            Format.stat(s.meanAbs), Format.fixed(100 * s.zeroFraction, 2) + "%",
+                            String(s.nanCount), String(s.infCount)]
+                } else if withStats {
+                    row += Array(repeating: "", count: 8)
+                }
+                table.add(row)
+            }
+            out.append("tensors (\(tensors.count) listed)")
+            out.append(table.render())
+        }
+        return out.joined(separator: "\n")
+    }
+
+    private func totalsTable(firstColumn: String, _ rows: [(String, TensorTotals)]) -> String {
+        var table = TextTable(header: [firstColumn, "tensors", "parameters", "bytes", "share"], rightAligned: [1, 2, 3, 4])
+        for (k, t) in rows {
+            let share = totals.bytes > 0 ? 100 * Double(t.bytes) / Double(totals.bytes) : 0
+            table.add([k, Format.grouped(t.tensors), Format.grouped(t.parameters), Format.bytes(t.bytes), Format.fixed(share, 1) + "%"])
+        }
+        return table.render()
+    }
+
+    /// A metadata value in one short line: long arrays are summarized.
+    static func short(_ v: MetadataValue) -> String {
+        switch v {
+        case .array(_, let items) where items.count > 8:
+            let kind: String = {
+                if case .string = items.first { return "strings" }
+                return "values"
+            }()
+            return "[\(Format.grouped(items.count)) \(kind)]"
+        case .string(let s) where s.count > 120:
+            return JSONWriter.string(.string(String(s.prefix(117)) + "..."), style: .compact)
+        default:
+            return JSONWriter.string(v.json, style: .python)
+        }
+    }
+}

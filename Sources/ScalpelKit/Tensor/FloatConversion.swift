@@ -1,0 +1,117 @@
+import CScalpelKernels
+
+/// Conversions between stored element types and f32, the type all transforms compute in.
+public enum FloatConversion {
+    /// Elements per parallel chunk (fixed, so results never depend on thread count).
+    static let chunk = 1 << 18
+
+    /// Decodes `count` elements of `type` from `src` into `dst` as f32.
+    ///
+    /// F32 is copied, F16 and BF16 widen exactly, F64 rounds to nearest, integer types convert by value
+    /// (I64/U64 rounding to nearest f32), BOOL gives 0/1; ggml block types are dequantized.
+    /// - Throws: `ScalpelError.invalid` for types with no numeric meaning here (F8, F4, F6, C64).
+    public static func decode(_ type: TensorType, _ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>, tensor: String = "") throws {
+        let n = dst.count
+        guard let d = type.dtype else {
+            guard case .block(let g) = type else { return }
+            try GGMLDequantize.dequantize(g, src, into: dst)
+            return
+        }
+        let s = UncheckedBox(src.baseAddress!)
+        let o = UncheckedBox(dst.baseAddress!)
+        switch d {
+        case .f32:
+            parallelChunks(count: n, chunk: chunk) { r in
+                (o.value + r.lowerBound).update(from: (s.value + 4 * r.lowerBound).assumingMemoryBound(to: Float.self), count: r.count)
+            }
+        case .f16:
+            parallelChunks(count: n, chunk: chunk) { r in
+                scalpel_f16_to_f32((s.value + 2 * r.lowerBound).assumingMemoryBound(to: UInt16.self), o.value + r.lowerBound, r.count)
+            }
+        case .bf16:
+            parallelChunks(count: n, chunk: chunk) { r in
+                scalpel_bf16_to_f32((s.value + 2 * r.lowerBound).assumingMemoryBound(to: UInt16.self), o.value + r.lowerBound, r.count)
+            }
+        case .f64: convert(src, dst, as: Double.self) { Float($0) }
+        case .i8: convert(src, dst, as: Int8.self) { Float($0) }
+        case .u8: convert(src, dst, as: UInt8.self) { Float($0) }
+        case .bool: convert(src, dst, as: UInt8.self) { $0 != 0 ? 1 : 0 }
+        case .i16: convert(src, dst, as: Int16.self) { Float($0) }
+        case .u16: convert(src, dst, as: UInt16.self) { Float($0) }
+        case .i32: convert(src, dst, as: Int32.self) { Float($0) }
+        case .u32: convert(src, dst, as: UInt32.self) { Float($0) }
+        case .i64: convert(src, dst, as: Int64.self) { Float($0) }
+        case .u64: convert(src, dst, as: UInt64.self) { Float($0) }
+        default:
+            throw ScalpelError.invalid(file: nil, tensor: tensor.isEmpty ? nil : tensor, reason: "cannot compute on dtype \(d.rawValue)")
+        }
+    }
+
+    private static func convert<T>(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableBufferPointer<Float>, as: T.Type, _ f: (T) -> Float) {
+        for i in 0..<dst.count {
+            dst[i] = f(src.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+        }
+    }
+
+    /// Decodes a whole tensor view to a new f32 array.
+    public static func floats(_ view: TensorView) throws -> [Float] {
+        let n = view.info.elementCount
+        return try [Float](unsafeUninitializedCapacity: n) { buf, count in
+            try decode(view.info.type, view.bytes, into: buf, tensor: view.info.name)
+            count = n
+        }
+    }
+
+    /// Encodes f32 values as `dtype` into `dst` (which holds exactly `src.count` elements of it).
+    ///
+    /// F16 and BF16 round to nearest even; NaN stays NaN, values beyond the range become infinities.
+    /// - Throws: `ScalpelError.invalid` for dtypes other than F32, F16, BF16, F64.
+    public static func encode(_ src: UnsafeBufferPointer<Float>, as dtype: DType, into dst: UnsafeMutableRawBufferPointer, tensor: String = "") throws {
+        let n = src.count
+        let s = UncheckedBox(src.baseAddress!)
+        let o = UncheckedBox(dst.baseAddress!)
+        switch dtype {
+        case .f32:
+            dst.copyMemory(from: UnsafeRawBufferPointer(src))
+        case .f16:
+            parallelChunks(count: n, chunk: chunk) { r in
+                scalpel_f32_to_f16(s.value + r.lowerBound, (o.value + 2 * r.lowerBound).assumingMemoryBound(to: UInt16.self), r.count)
+            }
+        case .bf16:
+            parallelChunks(count: n, chunk: chunk) { r in
+                scalpel_f32_to_bf16(s.value + r.lowerBound, (o.value + 2 * r.lowerBound).assumingMemoryBound(to: UInt16.self), r.count)
+            }
+        case .f64:
+            for i in 0..<n { dst.storeBytes(of: Double(src[i]), toByteOffset: 8 * i, as: Double.self) }
+        default:
+            throw ScalpelError.invalid(file: nil, tensor: tensor.isEmpty ? nil : tensor, reason: "cannot write f32 values as \(dtype.rawValue)")
+        }
+    }
+
+    /// Converts a tensor's bytes directly from one float dtype to another (through f32, in chunks, so
+    /// no whole-tensor f32 copy is made).
+    public static func cast(_ src: UnsafeRawBufferPointer, from: TensorType, to: DType, count: Int, into dst: UnsafeMutableRawBufferPointer, tensor: String = "") throws {
+        if from == .plain(to) {
+            dst.copyMemory(from: src)
+            return
+        }
+        let inBytes = from.byteCount(elements: 1) ?? 0
+        let outBytes = to.bitWidth / 8
+        if case .plain = from, inBytes > 0 {
+            let s = UncheckedBox(src), o = UncheckedBox(dst)
+            try parallelChunksThrowing(count: count, chunk: chunk) { r in
+                var tmp = [Float](repeating: 0, count: r.count)
+                try tmp.withUnsafeMutableBufferPointer { t in
+                    try decode(from, UnsafeRawBufferPointer(rebasing: s.value[(r.lowerBound * inBytes)..<(r.upperBound * inBytes)]), into: t, tensor: tensor)
+                    try encode(UnsafeBufferPointer(t), as: to, into: UnsafeMutableRawBufferPointer(rebasing: o.value[(r.lowerBound * outBytes)..<(r.upperBound * outBytes)]), tensor: tensor)
+                }
+            }
+            return
+        }
+        var tmp = [Float](repeating: 0, count: count)
+        try tmp.withUnsafeMutableBufferPointer { t in
+            try decode(from, src, into: t, tensor: tensor)
+            try encode(UnsafeBufferPointer(t), as: to, into: dst, tensor: tensor)
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import ScalpelKit
-print("scalpel")
