@@ -1,7 +1,7 @@
 """Every file in fixtures/malformed/ is rejected cleanly by inspect and convert.
 
 Contract: exit code 1; stderr is ONE line, starting `scalpel: error: `, naming the file and containing
-the substring fixtures/malformed/expected.json gives for it; stdout stays empty; convert leaves neither
+(besides the path) the substring fixtures/malformed/expected.json gives for it; stdout stays empty; convert leaves neither
 its output nor a temporary file (`.*.tmp-*`) behind.
 """
 import json
@@ -28,7 +28,9 @@ def check_error(proc, path, expected):
     line = lines[0]
     assert line.startswith("scalpel: error: "), line
     assert str(path) in line, f"the message does not name {path}: {line}"
-    assert expected["error"].lower() in line.lower(), f"expected {expected['error']!r} in: {line}"
+    # The file names contain words like "duplicate" or "truncated": look for the substring elsewhere.
+    message = line.replace(str(path), "<path>")
+    assert expected["error"].lower() in message.lower(), f"expected {expected['error']!r} in: {line}"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
