@@ -17,10 +17,12 @@ timing() { "$PY" "$REPO/scripts/bench/timing.py" "$@"; }
 field() { "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 # One line describing the machine, for each section.
+# The load average shows whether other work shared the cores during the run.
 machine_line() {
-    printf '%s, %s cores, %s GiB RAM, commit %s' \
+    printf '%s, %s cores, %s GiB RAM, load average %s at start, commit %s' \
         "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(nproc)" \
-        "$(free -g | awk '/^Mem:/ {print $2}')" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        "$(free -g | awk '/^Mem:/ {print $2}')" "$(cut -d' ' -f1 /proc/loadavg)" \
+        "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 }
 
 # Synthetic F32 checkpoints with the same 1024 tensors (so the same header): 4 GiB and 4 MiB of data.
