@@ -211,3 +211,16 @@ func bitPatterns(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
         #expect(throws: ScalpelError.self) { try FourBitQuantState.json(for: plain, dtype: .i8, shape: [11008, 4096]) }
     }
 }
+
+@Suite struct FourBitQuantStateNumberTests {
+    /// `nested_offset` must print as Python's `json.dumps(float(offset))` for the bytes to match.
+    @Test func offsetsPrintAsPythonRepr() {
+        let cases = BnbVectors.root["python_float_repr"]!.arrayValue!
+        #expect(cases.count == 47)
+        for c in cases {
+            let pair = c.arrayValue!
+            let value = Double(Float(bitPattern: UInt32(pair[0].intValue!)))
+            #expect(JSONWriter.string(.double(value), style: .python) == pair[1].stringValue!)
+        }
+    }
+}

@@ -18,7 +18,7 @@
 /// it multiplies by the reciprocal in the last block too and stores absmax 0 for an all-zero block,
 /// whose codes are then 0 (it computes 0 * inf = NaN) where the CPU gives the code of 0.0; its max
 /// ignores NaN; its FP4 tree uses decimal pivots (0.583333 for 7/12 ...) and sends a negative value on
-/// a midpoint toward zero. Every choice here dequantizes to the same values on real weights.
+/// a midpoint toward zero. Both encodings load the same way; they differ only on those inputs.
 public enum FourBit {
     /// The block sizes bitsandbytes accepts.
     public static let blockSizes = [32, 64, 128, 256, 512, 1024, 2048, 4096]
