@@ -178,6 +178,17 @@ def test_safetensors_to_gguf_f16_cast(scalpel, tmp):
     assert raw == w.astype(np.float16).tobytes()
 
 
+def test_safetensors_to_gguf_bf16_cast_matches_gguf_py(scalpel, tmp):
+    w = np.concatenate([RNG.standard_normal(1000).astype(np.float32),
+                        random_f32_bit_patterns(3000, RNG, quiet_nans_only=False)]).reshape(-1, 8)
+    src = tmp / "in.safetensors"
+    save_file({"w": w}, str(src))
+    out = scalpel.convert(src, tmp / "out.gguf", "--dtype", "bf16", "--arch", "llama")
+    qtype, shape, raw, _ = gguf_tensors(out)["w"]
+    assert qtype == "BF16" and shape == [500, 8]
+    assert raw == f32_to_bf16_bits(w).tobytes()
+
+
 def write_quantized_gguf(path):
     w = gguf.GGUFWriter(str(path), arch="llama")
     w.add_string("general.name", "quantized")
