@@ -24,10 +24,10 @@ row() { # label file json
     echo "Both files hold the same 1024 F32 tensors (same header); only the data size differs."
     echo
     echo '```'
-    echo "python scripts/bench/$BIG_CMD --seed 1"
-    echo "python scripts/bench/$SMALL_CMD --seed 2"
-    echo "scalpel inspect big.safetensors"
-    echo "scalpel inspect small.safetensors"
+    echo "python scripts/bench/$BIG_CMD"
+    echo "python scripts/bench/$SMALL_CMD"
+    command_of "$big"
+    command_of "$small"
     echo '```'
     echo
     echo "| file | bytes | median | min | max |"

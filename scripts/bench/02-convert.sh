@@ -29,6 +29,11 @@ row() { # label json
     echo "Input $in_bytes bytes (1024 x [1024, 1024] F32), F16 output $out_bytes bytes. GB/s = input bytes / median time (10^9 bytes)."
     echo "scalpel writes a temporary file and renames it into place (no fsync), like cp; dd conv=fsync also waits for the disk."
     echo
+    echo '```'
+    echo "python scripts/bench/$BIG_CMD"
+    for t in "$convert" "$cp_t" "$dd_t"; do command_of "$t"; done
+    echo '```'
+    echo
     echo "| command | median | min | max | input GB/s |"
     echo "| --- | ---: | ---: | ---: | ---: |"
     row "scalpel convert big.safetensors out.safetensors --dtype f16" "$convert"
