@@ -338,8 +338,12 @@ def test_zstd_stats_read_the_data(scalpel, tmp):
     src = tmp / "in.safetensors"
     save_file({"x": x}, str(src))
     packed = scalpel.convert(src, tmp / "in.safetensors.zst")
-    t = scalpel.inspect(packed, "--stats")["tensors"][0]
+    scratch = tmp / "scratch"
+    scratch.mkdir()
+    proc = scalpel.run("inspect", packed, "--stats", "--json", env={"TMPDIR": str(scratch)})
+    t = json.loads(proc.stdout)["tensors"][0]
     assert t["min"] == pytest.approx(float(x.min())) and t["max"] == pytest.approx(float(x.max()))
+    assert list(scratch.iterdir()) == [], "the decompressed temporary file was left behind"
 
 
 def test_zstd_gguf_round_trip(scalpel, tmp):

@@ -60,6 +60,18 @@ def test_convert_rejects_and_leaves_nothing(scalpel, malformed_dir, tmp, name, o
     assert list(tmp.iterdir()) == [], f"left behind: {[p.name for p in tmp.iterdir()]}"
 
 
+@pytest.mark.parametrize("name", sorted(n for n in EXPECTED if n.endswith(".zst")))
+def test_failed_decompression_leaves_no_temporary_file(scalpel, malformed_dir, tmp, name):
+    """A .zst input is decompressed to a temporary file under TMPDIR; a failure must remove it."""
+    scratch = tmp / "scratch"
+    scratch.mkdir()
+    path = malformed_dir / name
+    for args in (["inspect", path, "--stats"], ["convert", path, tmp / "out.safetensors"]):
+        proc = scalpel.run(*args, check=False, env={"TMPDIR": str(scratch)})
+        check_error(proc, path, EXPECTED[name])
+        assert list(scratch.iterdir()) == [], f"{args[0]} left {[p.name for p in scratch.iterdir()]}"
+
+
 def test_corpus_unchanged_by_runs(malformed_dir):
     """Nothing above may write next to the inputs (no temporary files in the fixtures folder)."""
     strays = [p.name for p in malformed_dir.iterdir() if ".tmp-" in p.name]
