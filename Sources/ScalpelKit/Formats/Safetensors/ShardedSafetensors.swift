@@ -73,8 +73,9 @@ public enum ShardedSafetensors {
     /// Writes `tensors` into `folder` as shards of at most `shardBytes` of tensor data each (a tensor
     /// larger than that gets a shard of its own), named `model-00001-of-0000N.safetensors`, plus
     /// `model.safetensors.index.json`. Tensors keep their given order across shards. The folder is
-    /// built under a temporary name and renamed into place; it must not exist yet.
-    public static func write(_ tensors: [OutputTensor], metadata: Metadata, to folder: String, shardBytes: Int) throws {
+    /// built under a temporary name and renamed into place; it must not exist yet. The files in
+    /// `extraFiles` (paths) are copied into the folder before the rename (a model's config.json, tokenizer).
+    public static func write(_ tensors: [OutputTensor], metadata: Metadata, to folder: String, shardBytes: Int, copying extraFiles: [String] = []) throws {
         var groups: [[OutputTensor]] = []
         var current: [OutputTensor] = []
         var size = 0
@@ -105,6 +106,12 @@ public enum ShardedSafetensors {
             ("weight_map", .object(weightMap.sorted { $0.0 < $1.0 })),
         ])
         try writeTextFile(JSONWriter.string(index, style: .pretty) + "\n", to: temp.path + "/model.safetensors.index.json")
+        for file in extraFiles {
+            let target = temp.path + "/" + (file as NSString).lastPathComponent
+            do { try FileManager.default.copyItem(atPath: file, toPath: target) } catch {
+                throw ScalpelError.io(file: file, reason: "cannot copy into \(folder): \(error.localizedDescription)")
+            }
+        }
         try temp.commit()
     }
 }
