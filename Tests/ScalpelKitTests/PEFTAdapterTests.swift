@@ -12,11 +12,6 @@ enum PEFTFixture {
     static let llamaBase = root + "/llama_base"
     static let gpt2Base = root + "/gpt2_base"
 
-    /// A fresh temporary folder path (not created), removed by the caller's `defer`.
-    static func temporaryPath(_ name: String) -> String {
-        NSTemporaryDirectory() + "scalpel-merge-tests-\(UUID().uuidString)-" + name
-    }
-
     /// Every tensor of a checkpoint decoded to f32.
     static func floats(_ path: String) throws -> [String: [Float]] {
         let c = try CheckpointReader.open(path)
@@ -71,29 +66,26 @@ enum PEFTFixture {
     }
 
     @Test func rejectsARankThatDisagreesWithTheConfig() throws {
-        let folder = PEFTFixture.temporaryPath("badrank")
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let folder = dir.path
         let src = PEFTFixture.adapter("plain_b")
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
         try FileManager.default.copyItem(atPath: src + "/adapter_model.safetensors", toPath: folder + "/adapter_model.safetensors")
         let config = try String(contentsOfFile: src + "/adapter_config.json", encoding: .utf8)
             .replacingOccurrences(of: "\"r\": 2", with: "\"r\": 3")
         try config.write(toFile: folder + "/adapter_config.json", atomically: true, encoding: .utf8)
-        #expect(throws: ScalpelError.malformed(file: folder, tensor: "base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight",
+        #expect(throws: ScalpelError.malformed(file: folder, tensor: "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight",
                                                reason: "has rank 2 but the config gives this module r = 3")) {
             try LoRAAdapter.open(folder)
         }
     }
 
     @Test func writerRoundTripsAndChecksRanksAgainstTheConfig() throws {
-        let folder = PEFTFixture.temporaryPath("written")
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let folder = dir.file("adapter")
         let a: [Float] = (0..<8).map { Float($0) }, b: [Float] = (0..<6).map { Float($0) * 0.5 }
-        func tensor(_ name: String, _ shape: [Int], _ v: [Float]) -> OutputTensor {
-            OutputTensor(name: name, type: .plain(.f32), shape: shape, content: .compute { out in
-                v.withUnsafeBytes { out.copyMemory(from: $0) }
-            })
-        }
+        let tensor = f32Tensor
         let path = "model.layers.0.self_attn.q_proj"
         let config = try AdapterConfig(r: 4, loraAlpha: 4, targetModules: [.string(path)],
                                        rankPattern: [(AdapterConfig.modulePattern(path), 2)],
