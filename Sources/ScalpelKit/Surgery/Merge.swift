@@ -1,5 +1,17 @@
 import Foundation
 
+/// An adapter and the weight its update is multiplied by when merged or stacked (negative removes a
+/// merged adapter).
+public struct WeightedAdapter: Sendable {
+    public var adapter: LoRAAdapter
+    public var weight: Double
+
+    public init(_ adapter: LoRAAdapter, weight: Double = 1) {
+        self.adapter = adapter
+        self.weight = weight
+    }
+}
+
 /// Merging LoRA adapters into a base checkpoint: the `merge` command's transform.
 ///
 /// For each module an adapter targets, in adapter order: `W' = W + weight * scaling * B @ A` (transposed
@@ -8,17 +20,6 @@ import Foundation
 /// as `W' = W + weight * (T - W)`, i.e. T at weight 1. The math is f32; each changed tensor is written in
 /// the base's dtype, or `Options.dtype`. Untouched tensors are copied (or cast with `dtype`).
 public enum Merge {
-    /// One adapter and the weight its update is multiplied by (negative removes a merged adapter).
-    public struct Input: Sendable {
-        public var adapter: LoRAAdapter
-        public var weight: Double
-
-        public init(_ adapter: LoRAAdapter, weight: Double = 1) {
-            self.adapter = adapter
-            self.weight = weight
-        }
-    }
-
     public struct Options: Sendable {
         /// Cast every float tensor of the output to this dtype; nil keeps the base's dtypes.
         public var dtype: DType?
@@ -58,7 +59,7 @@ public enum Merge {
     ///   shapes disagree (unless `ignoreMissing`), a DoRA adapter with a weight other than 1, a targeted
     ///   tensor that is quantized or not a float, and any error of `Convert.plan`. Errors met while the
     ///   data is computed (a negative weight on a replacement) are thrown by the writer.
-    public static func plan(base: Checkpoint, adapters: [Input], for destination: Destination, options: Options = Options()) throws -> (tensors: [OutputTensor], metadata: Metadata, summary: Summary) {
+    public static func plan(base: Checkpoint, adapters: [WeightedAdapter], for destination: Destination, options: Options = Options()) throws -> (tensors: [OutputTensor], metadata: Metadata, summary: Summary) {
         var summary = Summary()
         var edits: [String: [MergeEdit]] = [:]
         for input in adapters {
@@ -80,7 +81,7 @@ public enum Merge {
     }
 
     /// The edits of one adapter, keyed by base tensor name, in the order they apply (replacements first).
-    private static func resolve(_ input: Input, base: Checkpoint, options: Options, summary: inout Summary) throws -> [(String, MergeEdit)] {
+    private static func resolve(_ input: WeightedAdapter, base: Checkpoint, options: Options, summary: inout Summary) throws -> [(String, MergeEdit)] {
         let adapter = input.adapter, ckpt = adapter.checkpoint, weight = input.weight
         let mapping = adapter.config == nil
             ? MergeNameMapping(rewrite: .unchanged)

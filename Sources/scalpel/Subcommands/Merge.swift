@@ -51,7 +51,7 @@ struct Merge: ScalpelCommand {
         let start = DispatchTime.now()
         let resolved = try WeightedAdapterArgument.resolve(adapters, weights: weight)
         let baseCheckpoint = try CheckpointReader.open(base)
-        let inputs = try resolved.map { ScalpelKit.Merge.Input(try LoRAAdapter.open($0.path), weight: $0.weight) }
+        let inputs = try resolved.map { WeightedAdapter(try LoRAAdapter.open($0.path), weight: $0.weight) }
         let dest = try Destination(path: output, zstdLevel: outputOptions.zstdLevel)
         try dest.checkNotOverwriting([base] + resolved.map(\.path))
         let plan = try ScalpelKit.Merge.plan(base: baseCheckpoint, adapters: inputs, for: dest,
