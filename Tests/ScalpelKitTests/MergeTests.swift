@@ -226,4 +226,61 @@ import Testing
             _ = try Self.merge(dir.file("q.gguf"), [(dir.file("lora.gguf"), 1)], to: dir.file("m.gguf"))
         }
     }
+
+    /// Tensors large enough to be split into several row chunks (64K elements each): a linear LoRA, an
+    /// embedding LoRA (transposed) and a DoRA adapter, against a plain f64 reference.
+    @Test func chunkedMergeEqualsAPlainReference() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        var seed: UInt64 = 1
+        func values(_ n: Int, _ scale: Float) -> [Float] {
+            (0..<n).map { _ in
+                seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                return (Float(seed >> 40) / Float(1 << 24) - 0.5) * scale
+            }
+        }
+        let (out, inF, vocab, dim, r) = (300, 500, 700, 120, 3)
+        let w = values(out * inF, 0.1), e = values(vocab * dim, 0.1)
+        try SafetensorsWriter.write([f32Tensor("m.layer.weight", [out, inF], w), f32Tensor("m.emb.weight", [vocab, dim], e)],
+                                    metadata: Metadata(), to: dir.file("base.safetensors"))
+        let la = values(r * inF, 1), lb = values(out * r, 1), ea = values(r * vocab, 1), eb = values(dim * r, 1)
+        let plain = try AdapterConfig(r: r, loraAlpha: 6, targetModules: ["layer", "emb"])
+        try PEFTAdapterWriter.write(tensors: [
+            f32Tensor(PEFTAdapterWriter.aKey("m.layer"), [r, inF], la), f32Tensor(PEFTAdapterWriter.bKey("m.layer"), [out, r], lb),
+            f32Tensor(PEFTAdapterWriter.aKey("m.emb", kind: .embedding), [r, vocab], ea),
+            f32Tensor(PEFTAdapterWriter.bKey("m.emb", kind: .embedding), [dim, r], eb),
+        ], config: plain, to: dir.file("plain"))
+        let magnitude = values(out, 1).map { abs($0) + 1 }, da = values(r * inF, 1), db = values(out * r, 1)
+        let dora = try AdapterConfig(r: r, loraAlpha: 3, targetModules: ["layer"], useDoRA: true)
+        try PEFTAdapterWriter.write(tensors: [
+            f32Tensor(PEFTAdapterWriter.aKey("m.layer"), [r, inF], da), f32Tensor(PEFTAdapterWriter.bKey("m.layer"), [out, r], db),
+            f32Tensor(LoRAAdapter.peftPrefix + "m.layer.lora_magnitude_vector", [out], magnitude),
+        ], config: dora, to: dir.file("dora"))
+
+        let got = try Self.merge(dir.file("base.safetensors"), [(dir.file("plain"), 0.5), (dir.file("dora"), 1)], to: dir.file("m.safetensors")).values
+        // Reference: plain (scaling 2, weight 0.5), then DoRA (scaling 1) with row norms.
+        var ref = w.map(Double.init)
+        for i in 0..<out {
+            for j in 0..<inF {
+                var s1 = 0.0, s2 = 0.0
+                for k in 0..<r {
+                    s1 += Double(lb[i * r + k]) * Double(la[k * inF + j])
+                    s2 += Double(db[i * r + k]) * Double(da[k * inF + j])
+                }
+                ref[i * inF + j] += 0.5 * 2 * s1 + s2
+            }
+            let norm = (0..<inF).reduce(0.0) { $0 + ref[i * inF + $1] * ref[i * inF + $1] }.squareRoot()
+            for j in 0..<inF { ref[i * inF + j] *= Double(magnitude[i]) / norm }
+        }
+        #expect(PEFTFixture.relativeError(got["m.layer.weight"]!, ref.map(Float.init)) <= 1e-6)
+        var eref = e.map(Double.init)
+        for v in 0..<vocab {
+            for d in 0..<dim {
+                var s = 0.0
+                for k in 0..<r { s += Double(eb[d * r + k]) * Double(ea[k * vocab + v]) }
+                eref[v * dim + d] += 0.5 * 2 * s
+            }
+        }
+        #expect(PEFTFixture.relativeError(got["m.emb.weight"]!, eref.map(Float.init)) <= 1e-6)
+    }
 }

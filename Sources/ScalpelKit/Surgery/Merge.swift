@@ -159,19 +159,36 @@ public enum Merge {
         }
     }
 
-    /// The output tensor of a changed base tensor: decoded to f32, edited, encoded.
+    /// Elements per row chunk of a changed tensor: small enough that a chunk's f32 values stay in cache
+    /// between decoding, editing and encoding.
+    static let chunkElements = 1 << 16
+
+    /// The output tensor of a changed base tensor: decoded to f32, edited, encoded, in fixed chunks of
+    /// rows processed in parallel (OpenBLAS single-threaded meanwhile), so results do not depend on the
+    /// thread count. A tensor with an edit that needs all rows at once is one chunk.
     private static func mergedTensor(_ base: Checkpoint, index i: Int, edits: [MergeEdit], dtype: DType?) throws -> OutputTensor {
         let info = base.tensors[i]
         let view = try base.view(at: i)
         let outType = dtype ?? info.type.dtype!
+        let rows = info.shape.first ?? 1
+        let cols = info.shape.count > 1 ? info.shape.dropFirst().reduce(1, *) : 1
+        let chunkRows = edits.allSatisfy(\.isRowLocal) ? max(1, chunkElements / max(cols, 1)) : max(rows, 1)
+        let inWidth = info.type.byteCount(elements: cols)!, outWidth = outType.bitWidth / 8 * cols
         return OutputTensor(name: info.name, type: .plain(outType), shape: info.shape, content: .compute { out in
-            let n = info.elementCount
-            let own = outType == .f32 ? nil : UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
-            defer { own?.deallocate() }
-            let w = own ?? out.bindMemory(to: Float.self)
-            try FloatConversion.decode(info.type, view.bytes, into: w, tensor: info.name)
-            for e in edits { try e.apply(to: w, tensor: info.name) }
-            if own != nil { try FloatConversion.encode(UnsafeBufferPointer(w), as: outType, into: out, tensor: info.name) }
+            let prepared = try edits.map { try $0.prepared() }
+            let outBox = UncheckedBox(out)
+            try MergeKernels.withSingleThreadedBLAS {
+                try parallelChunksThrowing(count: rows, chunk: chunkRows) { r in
+                    var w = [Float](repeating: 0, count: r.count * cols)
+                    try w.withUnsafeMutableBufferPointer { w in
+                        let src = UnsafeRawBufferPointer(rebasing: view.bytes[(r.lowerBound * inWidth)..<(r.upperBound * inWidth)])
+                        try FloatConversion.decode(info.type, src, into: w, tensor: info.name)
+                        for p in prepared { try p.apply(rows: r, cols: cols, to: w, tensor: info.name) }
+                        let dst = UnsafeMutableRawBufferPointer(rebasing: outBox.value[(r.lowerBound * outWidth)..<(r.upperBound * outWidth)])
+                        try FloatConversion.encode(UnsafeBufferPointer(w), as: outType, into: dst, tensor: info.name)
+                    }
+                }
+            }
         }, onWritten: { base.release(info.name) })
     }
 

@@ -22,8 +22,9 @@ enum StackCombine {
         tau.withUnsafeMutableBufferPointer { t in
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
-                    MergeKernels.addProduct(into: t.baseAddress!, b: bp.baseAddress!, a: ap.baseAddress!, rows: rows, cols: cols,
-                                            rank: m.module.rank, scale: Float(m.factor), transposed: false)
+                    MergeKernels.addProduct(into: t.baseAddress!, rows: 0..<rows, b: bp.baseAddress!, a: ap.baseAddress!,
+                                            productRows: rows, productCols: cols, rank: m.module.rank, scale: Float(m.factor),
+                                            transposed: false)
                 }
             }
         }
