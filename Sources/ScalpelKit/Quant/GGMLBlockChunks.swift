@@ -13,7 +13,7 @@ enum GGMLBlockChunks {
 
     /// Calls `body` for consecutive ranges of `0..<blocks`, concurrently when there is more than one chunk.
     static func forEach(blocks: Int, blocksPerChunk: Int = blocksPerChunk, _ body: (Range<Int>) -> Void) {
-        let chunks = (blocks + blocksPerChunk - 1) / blocksPerChunk
+        let chunks = chunkCount(blocks: blocks, blocksPerChunk: blocksPerChunk)
         if chunks <= 1 {
             if blocks > 0 { body(0..<blocks) }
             return
@@ -23,6 +23,22 @@ enum GGMLBlockChunks {
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 work.value(c * blocksPerChunk..<min(blocks, (c + 1) * blocksPerChunk))
             }
+        }
+    }
+
+    private static func chunkCount(blocks: Int, blocksPerChunk: Int) -> Int {
+        blocks / blocksPerChunk + (blocks % blocksPerChunk == 0 ? 0 : 1)
+    }
+
+    /// Like `forEach`, and true when `body` returned true for every chunk.
+    static func allSatisfy(blocks: Int, blocksPerChunk: Int = blocksPerChunk, _ body: (Range<Int>) -> Bool) -> Bool {
+        let chunks = chunkCount(blocks: blocks, blocksPerChunk: blocksPerChunk)
+        return withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(chunks, 1)) { results in
+            let out = UncheckedSendable(results)
+            forEach(blocks: blocks, blocksPerChunk: blocksPerChunk) { range in
+                out.value[range.lowerBound / blocksPerChunk] = body(range)
+            }
+            return results[0..<chunks].allSatisfy { $0 }
         }
     }
 
