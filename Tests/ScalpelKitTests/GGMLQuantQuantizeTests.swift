@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import ScalpelKit
 
-func quantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlockChunks.blocksPerChunk) throws -> [UInt8] {
+func ggmlQuantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlockChunks.blocksPerChunk) throws -> [UInt8] {
     var out = [UInt8](repeating: 0xEE, count: x.count / type.blockSize * type.typeSize)
     try x.withUnsafeBufferPointer { src in
         try out.withUnsafeMutableBytes { try GGMLQuantize.quantize(type, src, into: $0, blocksPerChunk: blocksPerChunk) }
@@ -19,7 +19,7 @@ func quantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlockCh
         #expect(cases.count == 5 * 12)
         for c in cases {
             let type = GGMLType(name: c["type"]!.stringValue!)!
-            let got = try quantized(type, GGUFFixtures.floats(c["input"]!.stringValue!))
+            let got = try ggmlQuantized(type, GGUFFixtures.floats(c["input"]!.stringValue!))
             let want = GGUFFixtures.hex(c["quantized"]!.stringValue!)
             let block = got.indices.first { got[$0] != want[$0] }.map { $0 / type.typeSize }
             #expect(got.count == want.count && block == nil, "\(type.name) \(c["case"]!.stringValue!): first differing block \(block ?? -1)")
@@ -30,9 +30,9 @@ func quantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlockCh
     /// values at scales from 1e-38 to 1e37, exact rounding ties, repeated and signed-zero values, ties of
     /// the largest magnitude, constants.
     @Test(arguments: GGMLQuantize.supportedTypes) func matchesScalarPortOfGGML(type: GGMLType) throws {
-        var rng = SplitMix64(seed: 1000 + UInt64(type.id))
+        var rng = GGMLTestRandom(seed: 1000 + UInt64(type.id))
         let x = GGMLReference.variedBlocks(count: 6_000, &rng)
-        let got = try quantized(type, x, blocksPerChunk: 1000)
+        let got = try ggmlQuantized(type, x, blocksPerChunk: 1000)
         for b in 0..<(x.count / 32) {
             let block = Array(x[(b * 32)..<(b * 32 + 32)])
             let want = GGMLReference.quantize(type, block)
@@ -46,13 +46,13 @@ func quantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlockCh
 
     /// Chunks (several, one partial), scale batches and single blocks all give the same bytes.
     @Test(arguments: GGMLQuantize.supportedTypes) func chunkingDoesNotChangeResults(type: GGMLType) throws {
-        var rng = SplitMix64(seed: 42 + UInt64(type.id))
+        var rng = GGMLTestRandom(seed: 42 + UInt64(type.id))
         let blocks = GGMLBlockChunks.scaleBatch * 3 + 17
         let x = (0..<(blocks * 32)).map { _ in Float(Int64(bitPattern: rng.next()) >> 40) / Float(1 << 20) }
-        let whole = try quantized(type, x, blocksPerChunk: GGMLBlockChunks.scaleBatch + 5)
-        #expect(try quantized(type, x) == whole)
+        let whole = try ggmlQuantized(type, x, blocksPerChunk: GGMLBlockChunks.scaleBatch + 5)
+        #expect(try ggmlQuantized(type, x) == whole)
         for b in [0, 255, 256, blocks - 1] {
-            let one = try quantized(type, Array(x[(b * 32)..<((b + 1) * 32)]))
+            let one = try ggmlQuantized(type, Array(x[(b * 32)..<((b + 1) * 32)]))
             #expect(Array(whole[(b * type.typeSize)..<((b + 1) * type.typeSize)]) == one, "block \(b)")
         }
     }
@@ -60,12 +60,12 @@ func quantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlockCh
     /// Where ggml and gguf-py disagree (signed zeros), Scalpel follows ggml's sequential scan.
     @Test func signedZerosFollowGGML() throws {
         // Q4_0, all -0: ggml keeps max = +0 (no |x| > 0), so d = +0 / -8 = -0 (gguf-py stores +0).
-        let q4_0 = try quantized(.q4_0, [Float](repeating: -0.0, count: 32))
+        let q4_0 = try ggmlQuantized(.q4_0, [Float](repeating: -0.0, count: 32))
         #expect(q4_0 == [0x00, 0x80] + [UInt8](repeating: 0x88, count: 16))
         // Q4_1: the first of equal values wins, so min = max = -0 here: d = +0, m = -0.
-        let q4_1 = try quantized(.q4_1, [-0.0] + [Float](repeating: 0, count: 31))
+        let q4_1 = try ggmlQuantized(.q4_1, [-0.0] + [Float](repeating: 0, count: 31))
         #expect(q4_1 == [0x00, 0x00, 0x00, 0x80] + [UInt8](repeating: 0, count: 16))
-        let q4_1b = try quantized(.q4_1, [0.0] + [Float](repeating: -0.0, count: 31))
+        let q4_1b = try ggmlQuantized(.q4_1, [0.0] + [Float](repeating: -0.0, count: 31))
         #expect(q4_1b == [UInt8](repeating: 0, count: 20))
     }
 
@@ -73,10 +73,10 @@ func quantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlockCh
     @Test func q4_0ScaleTakesTheFirstLargestMagnitude() throws {
         var x = [Float](repeating: 1, count: 32)
         x[3] = 4; x[20] = -4
-        let first = try quantized(.q4_0, x)   // max = 4: d = -0.5 -> f16 0xB800
+        let first = try ggmlQuantized(.q4_0, x)   // max = 4: d = -0.5 -> f16 0xB800
         #expect(first[0] == 0x00 && first[1] == 0xB8)
         x[3] = -4; x[20] = 4
-        let second = try quantized(.q4_0, x)  // max = -4: d = 0.5 -> f16 0x3800
+        let second = try ggmlQuantized(.q4_0, x)  // max = -4: d = 0.5 -> f16 0x3800
         #expect(second[0] == 0x00 && second[1] == 0x38)
         // id = 2. x = 1: trunc(2 + 8.5) = 10; x[3] = -4: trunc(-8 + 8.5) = 0; x[20] = 4: 16 -> clamped to 15.
         // Byte j holds element j (low nibble) and j + 16 (high nibble).
@@ -92,7 +92,7 @@ func quantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlockCh
             x[40] = bad
             for type in GGMLQuantize.supportedTypes {
                 #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "value \(text) at index 40 is not finite; \(type.name) quantization needs finite values")) {
-                    _ = try quantized(type, x)
+                    _ = try ggmlQuantized(type, x)
                 }
             }
         }
@@ -133,7 +133,7 @@ enum GGMLReference {
 
     /// `(int8_t)v` as x86-64 computes it (cvttss2si, then the low byte).
     static func x86Int8(_ v: Float) -> Int8 {
-        guard v.isFinite, v > -2_147_483_649, v < 2_147_483_648 else { return 0 }
+        guard v.isFinite, v >= -2_147_483_648, v < 2_147_483_648 else { return 0 }
         return Int8(truncatingIfNeeded: Int32(v.rounded(.towardZero)))
     }
 
@@ -186,7 +186,7 @@ enum GGMLReference {
     }
 
     /// `count` blocks of 32 values, cycling through kinds of blocks that exercise every branch.
-    static func variedBlocks(count: Int, _ rng: inout SplitMix64) -> [Float] {
+    static func variedBlocks(count: Int, _ rng: inout GGMLTestRandom) -> [Float] {
         func uniform() -> Float { Float(rng.next() >> 40) / Float(1 << 24) }
         func normal() -> Float {
             let u = max(uniform(), 1e-7), v = uniform()

@@ -137,7 +137,7 @@ import Testing
     }
 }
 
-extension Metadata {
+private extension Metadata {
     /// This metadata with `more` appended.
     func merging(_ more: [(String, MetadataValue)]) -> Metadata {
         var m = self
