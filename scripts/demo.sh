@@ -10,9 +10,16 @@ OUT=work/demo
 PY=.venv/bin/python
 mkdir -p "$OUT"
 
-# Prints a command, then runs it.
+# Prints a command (arguments with shell characters in single quotes), then runs it.
+show() {
+    local out="" a
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./=:,+-]+$ ]]; then out+="$a "; else out+="'$a' "; fi
+    done
+    printf '\n$ %s\n' "${out% }"
+}
 run() {
-    printf '\n$ %s\n' "$*"
+    show "$@"
     "$@"
 }
 
@@ -25,7 +32,7 @@ run "$SCALPEL" inspect "$MODEL" --filter 'encoder.layer.0.attention.self.*' --st
 
 echo
 echo "== inspect --json: a few keys"
-printf '\n$ %s\n' "$SCALPEL inspect $MODEL --json | (keys)"
+printf '\n$ %s\n' "$SCALPEL inspect $MODEL --json > $OUT/inspect.json"
 "$SCALPEL" inspect "$MODEL" --json > "$OUT/inspect.json"
 "$PY" - "$OUT/inspect.json" <<'PYEOF'
 import json, sys

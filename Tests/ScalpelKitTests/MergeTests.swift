@@ -108,7 +108,7 @@ import Testing
         let got = try Self.merge(PEFTFixture.llamaBase, [(PEFTFixture.adapter("plain_a"), 1)], to: out).values
         #expect(dir.entries() == ["merged"])
         let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
-        #expect(files == ["config.json", "model-00001-of-00001.safetensors", "model.safetensors.index.json"])
+        #expect(files == ["config.json", "model.safetensors"])
         #expect(FileManager.default.contentsEqual(atPath: out + "/config.json", andPath: PEFTFixture.llamaBase + "/config.json"))
         Self.expectClose(got, try PEFTFixture.floats(PEFTFixture.merged("plain_a")))
     }

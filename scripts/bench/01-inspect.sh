@@ -6,11 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_synthetic
 
 runs=20
+line=$(machine_line)
 big=$(timing --runs $runs --warmup 3 -- "$SCALPEL" inspect "$BIG")
 small=$(timing --runs $runs --warmup 3 -- "$SCALPEL" inspect "$SMALL")
 big_med=$(field median <<<"$big"); small_med=$(field median <<<"$small")
 tool=$(field tool <<<"$big")
-ratio=$("$PY" -c 'import sys; print(f"{float(sys.argv[1])/float(sys.argv[2]):.2f}")' "$big_med" "$small_med")
+ratio() { "$PY" -c 'import sys; print(f"{float(sys.argv[1])/float(sys.argv[2]):.2f}")' "$1" "$2"; }
 row() { # label file json
     printf '| %s | %s | %s | %s | %s |\n' "$1" "$(stat -c %s "$2")" "$(human_seconds "$(field median <<<"$3")")" \
         "$(human_seconds "$(field min <<<"$3")")" "$(human_seconds "$(field max <<<"$3")")"
@@ -18,15 +19,15 @@ row() { # label file json
 {
     echo "## inspect: header-only, 4 GiB vs 4 MiB"
     echo
-    echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(machine_line). Timer: $tool, $runs runs after 3 warm-up runs, files in the page cache."
+    echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $line. Timer: $tool, $runs runs after 3 warm-up runs, files in the page cache."
     echo
     echo "Both files hold the same 1024 F32 tensors (same header); only the data size differs."
     echo
     echo '```'
-    echo "python scripts/bench/$BIG_CMD --seed 1"
-    echo "python scripts/bench/$SMALL_CMD --seed 2"
-    echo "scalpel inspect big.safetensors"
-    echo "scalpel inspect small.safetensors"
+    echo "python scripts/bench/$BIG_CMD"
+    echo "python scripts/bench/$SMALL_CMD"
+    command_of "$big"
+    command_of "$small"
     echo '```'
     echo
     echo "| file | bytes | median | min | max |"
@@ -34,7 +35,7 @@ row() { # label file json
     row "big.safetensors (1024 x [1024, 1024] F32)" "$BIG" "$big"
     row "small.safetensors (1024 x [32, 32] F32)" "$SMALL" "$small"
     echo
-    echo "Ratio big / small (medians): **$ratio**"
+    echo "Ratio big / small: **$(ratio "$big_med" "$small_med")** (medians), $(ratio "$(field min <<<"$big")" "$(field min <<<"$small")") (minimums, less sensitive to other load)."
     echo
 } > "$SECTIONS/01-inspect.md"
 cat "$SECTIONS/01-inspect.md"

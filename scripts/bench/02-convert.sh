@@ -6,6 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_synthetic
 
 runs=3
+line=$(machine_line)
 out=$BENCH_DIR/out.safetensors
 copy=$BENCH_DIR/copy.safetensors
 in_bytes=$(stat -c %s "$BIG")
@@ -23,10 +24,15 @@ row() { # label json
 {
     echo "## convert: F32 -> F16, 4 GiB, against cp"
     echo
-    echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(machine_line). Timer: $tool, median of $runs runs after 1 warm-up run; the input is in the page cache, the output is removed before each run."
+    echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $line. Timer: $tool, median of $runs runs after 1 warm-up run; the input is in the page cache, the output is removed before each run."
     echo
     echo "Input $in_bytes bytes (1024 x [1024, 1024] F32), F16 output $out_bytes bytes. GB/s = input bytes / median time (10^9 bytes)."
-    echo "scalpel writes to a temporary file, fsyncs it and renames it; plain cp does not fsync, dd conv=fsync does."
+    echo "scalpel writes a temporary file and renames it into place (no fsync), like cp; dd conv=fsync also waits for the disk."
+    echo
+    echo '```'
+    echo "python scripts/bench/$BIG_CMD"
+    for t in "$convert" "$cp_t" "$dd_t"; do command_of "$t"; done
+    echo '```'
     echo
     echo "| command | median | min | max | input GB/s |"
     echo "| --- | ---: | ---: | ---: | ---: |"

@@ -20,11 +20,12 @@ class Scalpel:
     def __init__(self, binary: Path):
         self.binary = binary
 
-    def run(self, *args, check=True, timeout=600):
+    def run(self, *args, check=True, timeout=600, env=None):
         """Runs `scalpel ARGS...` (no stdin) and returns the CompletedProcess (text mode).
-        With check, a non-zero exit fails the test showing stderr."""
+        With check, a non-zero exit fails the test showing stderr. `env` adds environment variables."""
         proc = subprocess.run([str(self.binary), *map(str, args)], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=timeout)
+                              stdin=subprocess.DEVNULL, timeout=timeout,
+                              env=None if env is None else {**os.environ, **env})
         if check and proc.returncode != 0:
             pytest.fail(f"scalpel {' '.join(map(str, args))} exited {proc.returncode}\n"
                         f"stderr: {proc.stderr}\nstdout: {proc.stdout[-2000:]}", pytrace=False)

@@ -87,7 +87,8 @@ def test_cast_f32_to_f16_bit_identical_to_numpy(scalpel, tmp):
     out = scalpel.convert(src, tmp / "f16.safetensors", "--dtype", "f16")
     got = load_file(str(out))
     assert got["x"].dtype == np.float16
-    expected = x.astype(np.float16).view(np.uint16)
+    with np.errstate(over="ignore"):
+        expected = x.astype(np.float16).view(np.uint16)
     mismatch = np.nonzero(got["x"].view(np.uint16) != expected)[0]
     assert mismatch.size == 0, (
         f"{mismatch.size} values differ, first: " + ", ".join(
@@ -175,6 +176,17 @@ def test_safetensors_to_gguf_f16_cast(scalpel, tmp):
     qtype, shape, raw, _ = gguf_tensors(out)["w"]
     assert qtype == "F16" and shape == [16, 32]
     assert raw == w.astype(np.float16).tobytes()
+
+
+def test_safetensors_to_gguf_bf16_cast_matches_gguf_py(scalpel, tmp):
+    w = np.concatenate([RNG.standard_normal(1000).astype(np.float32),
+                        random_f32_bit_patterns(3000, RNG, quiet_nans_only=False)]).reshape(-1, 8)
+    src = tmp / "in.safetensors"
+    save_file({"w": w}, str(src))
+    out = scalpel.convert(src, tmp / "out.gguf", "--dtype", "bf16", "--arch", "llama")
+    qtype, shape, raw, _ = gguf_tensors(out)["w"]
+    assert qtype == "BF16" and shape == [500, 8]
+    assert raw == f32_to_bf16_bits(w).tobytes()
 
 
 def write_quantized_gguf(path):
@@ -326,8 +338,12 @@ def test_zstd_stats_read_the_data(scalpel, tmp):
     src = tmp / "in.safetensors"
     save_file({"x": x}, str(src))
     packed = scalpel.convert(src, tmp / "in.safetensors.zst")
-    t = scalpel.inspect(packed, "--stats")["tensors"][0]
+    scratch = tmp / "scratch"
+    scratch.mkdir()
+    proc = scalpel.run("inspect", packed, "--stats", "--json", env={"TMPDIR": str(scratch)})
+    t = json.loads(proc.stdout)["tensors"][0]
     assert t["min"] == pytest.approx(float(x.min())) and t["max"] == pytest.approx(float(x.max()))
+    assert list(scratch.iterdir()) == [], "the decompressed temporary file was left behind"
 
 
 def test_zstd_gguf_round_trip(scalpel, tmp):

@@ -192,41 +192,13 @@ public enum Merge {
         }, onWritten: { base.release(info.name) })
     }
 
-    /// Writes a planned merge to `destination`. When the output is a folder of shards and the base is a
-    /// folder, the base's other files (config.json, tokenizer files, ...) are copied into the output
-    /// folder before it is renamed into place. Returns the names of the files copied.
+    /// Writes a planned merge to `destination`. When the output is a folder and the base is a folder, the
+    /// base's other files (config.json, tokenizer files, ...) are copied into it before it is renamed into
+    /// place. Returns the names of the files copied.
     public static func write(_ tensors: [OutputTensor], metadata: Metadata, to destination: Destination, base: Checkpoint) throws -> [String] {
-        if case .sharded(let shardBytes) = destination.kind, let folder = folder(of: base) {
-            let extras = companionFiles(in: folder)
-            try ShardedSafetensors.write(tensors, metadata: metadata, to: destination.path, shardBytes: shardBytes, copying: extras)
-            return extras.map { ($0 as NSString).lastPathComponent }
-        }
-        try destination.write(tensors, metadata: metadata, ggufAlignment: base.alignment ?? 32)
-        return []
-    }
-
-    /// The folder a sharded base was opened from (nil for single files).
-    static func folder(of base: Checkpoint) -> String? {
-        guard base.format == .shardedSafetensors else { return nil }
-        var isDir: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: base.path, isDirectory: &isDir)
-        if isDir.boolValue { return base.path }
-        let parent = (base.path as NSString).deletingLastPathComponent
-        return parent.isEmpty ? "." : parent
-    }
-
-    /// Extensions of weight files, which are not copied next to merged weights (they would be stale).
-    static let weightExtensions: Set<String> = ["safetensors", "bin", "pt", "pth", "ckpt", "h5", "msgpack", "gguf", "onnx", "pkl", "zst", "npz"]
-
-    /// The regular, visible, non-weight files of a model folder, sorted.
-    static func companionFiles(in folder: String) -> [String] {
-        let fm = FileManager.default
-        let names = (try? fm.contentsOfDirectory(atPath: folder)) ?? []
-        return names.sorted().filter { name in
-            guard !name.hasPrefix("."), !name.hasSuffix(".safetensors.index.json") else { return false }
-            guard !weightExtensions.contains((name as NSString).pathExtension.lowercased()) else { return false }
-            var isDir: ObjCBool = false
-            return fm.fileExists(atPath: folder + "/" + name, isDirectory: &isDir) && !isDir.boolValue
-        }.map { folder + "/" + $0 }
+        let folder = ModelFolder(checkpointPath: base.path)
+        let extras = destination.isFolder ? try folder.extras(quantizationConfig: nil) : []
+        try destination.write(tensors, metadata: metadata, ggufAlignment: base.alignment ?? 32, extras: extras)
+        return destination.isFolder ? folder.companionFiles : []
     }
 }
