@@ -210,20 +210,80 @@ import Testing
         Self.expectClose(got, want, tolerance: 0)
     }
 
-    @Test func aQuantizedTargetIsAnExplicitError() throws {
+    /// The llama base as GGUF with the attention projections of layer 0 in `type`.
+    static func quantizedGGUFBase(_ type: GGMLType, to path: String) throws -> [String] {
+        let base = try CheckpointReader.open(PEFTFixture.llamaBase)
+        var quantized: [String] = []
+        let tensors = try base.tensors.map { t -> OutputTensor in
+            let view = try base.view(t.name)
+            guard t.name.hasPrefix("model.layers.0.self_attn."), t.name.hasSuffix("proj.weight") else { return OutputTensor(copying: view) }
+            quantized.append(t.name)
+            return OutputTensor(name: t.name, type: .block(type), shape: t.shape, content: .compute { out in
+                try FloatConversion.floats(view).withUnsafeBufferPointer { try GGMLQuantize.quantize(type, $0, into: out) }
+            })
+        }
+        try GGUFWriter.write(tensors, metadata: Metadata([("general.architecture", .string("llama"))]), to: path)
+        return quantized
+    }
+
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_1])
+    func aQuantizedGGUFBaseIsRequantizedToItsType(type: GGMLType) throws {
         let dir = TempDir()
         defer { dir.cleanup() }
-        // A GGUF base whose q_proj of layer 0 is Q8_0 (32 x 32: 32 blocks of 34 bytes).
-        let base = try CheckpointReader.open(PEFTFixture.llamaBase)
-        let q = "model.layers.0.self_attn.q_proj.weight"
-        let tensors = try base.tensors.map { t -> OutputTensor in
-            guard t.name == q else { return OutputTensor(copying: try base.view(t.name)) }
-            return OutputTensor(name: q, type: .block(.q8_0), shape: [32, 32], content: .compute { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) })
-        }
-        try GGUFWriter.write(tensors, metadata: Metadata([("general.architecture", .string("llama"))]), to: dir.file("q.gguf"))
+        let quantized = try Self.quantizedGGUFBase(type, to: dir.file("q.gguf"))
         try Self.writeGGUFLoRA(PEFTFixture.adapter("plain_a"), to: dir.file("lora.gguf"), alpha: 8)
-        #expect(throws: ScalpelError.invalid(file: dir.file("q.gguf"), tensor: q, reason: "is Q8_0-quantized: merging into it needs re-quantization to Q8_0, which Scalpel cannot do yet (dequantize the base first: scalpel convert BASE OUT --dtype f16)")) {
-            _ = try Self.merge(dir.file("q.gguf"), [(dir.file("lora.gguf"), 1)], to: dir.file("m.gguf"))
+        let base = try CheckpointReader.open(dir.file("q.gguf"))
+        let inputs = [WeightedAdapter(try LoRAAdapter.open(dir.file("lora.gguf")))]
+        let dest = try Destination(path: dir.file("m.gguf"))
+        let plan = try Merge.plan(base: base, adapters: inputs, for: dest)
+        #expect(plan.summary.requantized == 2 && plan.summary.changed == 6)  // q_proj and v_proj of layer 0
+        _ = try Merge.write(plan.tensors, metadata: plan.metadata, to: dest, base: base)
+        #expect(Set(plan.requantization.entries.map(\.tensor)) == ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.v_proj.weight"])
+
+        // The same merge written unquantized, then quantized with ggml's reference quantizer.
+        let f32Dest = try Destination(path: dir.file("f32.gguf"))
+        let f32Plan = try Merge.plan(base: base, adapters: inputs, for: f32Dest, options: .init(dtype: .f32))
+        _ = try Merge.write(f32Plan.tensors, metadata: f32Plan.metadata, to: f32Dest, base: base)
+        let merged = try CheckpointReader.open(dir.file("m.gguf")), unquantized = try CheckpointReader.open(dir.file("f32.gguf"))
+        for name in quantized {
+            let values = try FloatConversion.floats(try unquantized.view(name))
+            let got = try merged.view(name)
+            #expect(got.info.type == .block(type))
+            var want = [UInt8](repeating: 0, count: got.bytes.count)
+            try values.withUnsafeBufferPointer { v in try want.withUnsafeMutableBytes { try GGMLQuantize.quantize(type, v, into: $0) } }
+            #expect(Array(got.bytes) == want, "\(name)")
+        }
+        for e in plan.requantization.entries {
+            #expect(e.type == type.name && e.error.relativeRMSE > 0 && e.error.relativeRMSE < (type == .q8_0 ? 0.01 : 0.2))
+        }
+    }
+
+    @Test func quantizedLayoutsThatCannotBeRewrittenAreExplicitErrors() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        try Self.writeGGUFLoRA(PEFTFixture.adapter("plain_a"), to: dir.file("lora.gguf"), alpha: 8)
+        // A K-quant (dequantized, but not re-quantized) targeted tensor.
+        let k4 = GGMLType(name: "Q4_K")!
+        try GGUFWriter.write([OutputTensor(name: "w.weight", type: .block(k4), shape: [2, 256], content: .compute { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) })],
+                             metadata: Metadata([("general.architecture", .string("llama"))]), to: dir.file("k.gguf"))
+        try GGUFWriter.write([f32Tensor("w.weight.lora_a", [1, 256], [Float](repeating: 1, count: 256)), f32Tensor("w.weight.lora_b", [2, 1], [1, 2])],
+                             metadata: Metadata([("general.architecture", .string("llama")), ("general.type", .string("adapter")),
+                                                 ("adapter.type", .string("lora")), ("adapter.lora.alpha", .float32(1))]),
+                             to: dir.file("k-lora.gguf"))
+        #expect(throws: ScalpelError.invalid(file: dir.file("k.gguf"), tensor: "w.weight", reason: "is Q4_K-quantized: merging into it needs re-quantization to Q4_K, which Scalpel cannot do (it re-quantizes Q8_0, Q4_0, Q4_1, Q5_0, Q5_1); pass --dtype f16 to write the merged tensors unquantized")) {
+            _ = try Self.merge(dir.file("k.gguf"), [(dir.file("k-lora.gguf"), 1)], to: dir.file("m.gguf"))
+        }
+        // With a dtype, the K-quant is dequantized and merged: all-zero blocks decode to 0, plus B @ A.
+        let unquantized = try Self.merge(dir.file("k.gguf"), [(dir.file("k-lora.gguf"), 1)], to: dir.file("m16.gguf"), options: .init(dtype: .f32)).values
+        #expect(unquantized["w.weight"] == [Float](repeating: 1, count: 256) + [Float](repeating: 2, count: 256))
+
+        let base = try CheckpointReader.open(PEFTFixture.llamaBase)
+        // A bitsandbytes NF4 base made by `quantize`.
+        let nf4 = dir.file("nf4.safetensors")
+        let qplan = try Quantize.plan(base, for: try Destination(path: nf4), options: .init(type: .nf4))
+        try Destination(path: nf4).write(qplan.tensors, metadata: qplan.metadata)
+        #expect(throws: ScalpelError.invalid(file: nf4, tensor: "model.layers.0.mlp.up_proj.weight", reason: "is stored as NF4 (bitsandbytes or compressed-tensors): Scalpel merges into these layouts only through plain weights (scalpel dequantize, merge, then quantize again)")) {
+            _ = try Self.merge(nf4, [(PEFTFixture.adapter("plain_a"), 1)], to: dir.file("m.safetensors"))
         }
     }
 

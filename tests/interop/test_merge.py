@@ -36,7 +36,7 @@ def load_any(path):
             out[t.name] = np.asarray(t.data).astype(np.float32).reshape(shape)
         return out
     if not path.endswith(".safetensors"):
-        path += "/model-00001-of-00001.safetensors"
+        path += "/model.safetensors"
     return {k: v.astype(np.float32) for k, v in load_file(path).items()}
 
 
@@ -134,8 +134,7 @@ def test_dtype_rounds_the_f32_merge_once(scalpel, tmp, dtype, np_dtype):
 
 def test_folder_base_to_folder_output_copies_config(scalpel, tmp):
     scalpel.run("merge", LLAMA, A, "-o", tmp / "merged")
-    assert sorted(p.name for p in (tmp / "merged").iterdir()) == [
-        "config.json", "model-00001-of-00001.safetensors", "model.safetensors.index.json"]
+    assert sorted(p.name for p in (tmp / "merged").iterdir()) == ["config.json", "model.safetensors"]
     assert (tmp / "merged" / "config.json").read_bytes() == (LLAMA / "config.json").read_bytes()
     assert_close(load_any(tmp / "merged"), merged_reference("plain_a"))
 

@@ -45,6 +45,8 @@ public enum Merge {
         public var biases = 0
         /// Base tensors replaced by adapter tensors.
         public var replaced = 0
+        /// Changed tensors of a quantized base written back to their ggml block type.
+        public var requantized = 0
         /// Adapter tensors skipped under `ignoreMissing`, as "ADAPTER: TENSOR: reason".
         public var ignored: [String] = []
         /// How adapter names were lined up with the base's, when not unchanged.
@@ -53,35 +55,74 @@ public enum Merge {
         public var bytesWritten = 0
     }
 
+    /// A planned merge: the output tensors (computed while written), metadata, what the merge does, and
+    /// the re-quantization error of merged tensors of a quantized base (filled in while writing).
+    public struct Plan {
+        public var tensors: [OutputTensor]
+        public var metadata: Metadata
+        public var summary: Summary
+        public var requantization: MergeRequantization
+    }
+
     /// Plans the output of merging `adapters` (in order) into `base` for `destination`.
+    ///
+    /// A targeted tensor of a GGUF base in a ggml block type is dequantized, merged and re-quantized to
+    /// the same type with ggml's reference quantizer when the output is GGUF and `dtype` is not set
+    /// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1); otherwise it is written as `dtype` (F32 by default).
     ///
     /// - Throws: `ScalpelError.invalid` naming the adapter tensors that match no base tensor or whose
     ///   shapes disagree (unless `ignoreMissing`), a DoRA adapter with a weight other than 1, a targeted
-    ///   tensor that is quantized or not a float, and any error of `Convert.plan`. Errors met while the
-    ///   data is computed (a negative weight on a replacement) are thrown by the writer.
-    public static func plan(base: Checkpoint, adapters: [WeightedAdapter], for destination: Destination, options: Options = Options()) throws -> (tensors: [OutputTensor], metadata: Metadata, summary: Summary) {
+    ///   tensor that is not a float, a ggml type Scalpel cannot re-quantize, a bitsandbytes or
+    ///   compressed-tensors weight, and any error of `Convert.plan`. Errors met while the data is computed
+    ///   (a negative weight on a replacement) are thrown by the writer.
+    public static func plan(base: Checkpoint, adapters: [WeightedAdapter], for destination: Destination, options: Options = Options()) throws -> Plan {
         var summary = Summary()
         var edits: [String: [MergeEdit]] = [:]
+        let layouts = try quantizedLayouts(base)
         for input in adapters {
-            for (target, edit) in try resolve(input, base: base, options: options, summary: &summary) {
+            for (target, edit) in try resolve(input, base: base, layouts: layouts, options: options, summary: &summary) {
                 edits[target, default: []].append(edit)
             }
         }
         let converted = try Convert.plan(base, for: destination, options: .init(dtype: options.dtype))
+        let requantization = MergeRequantization()
         var tensors = converted.tensors
         for (i, info) in base.tensors.enumerated() {
             guard let list = edits[info.name] else { continue }
-            tensors[i] = try mergedTensor(base, index: i, edits: list, dtype: options.dtype)
+            let outType = try outputType(info, base: base, dtype: options.dtype, toGGUF: destination.kind == .gguf)
+            if case .block = outType { summary.requantized += 1 }
+            tensors[i] = try mergedTensor(base, index: i, edits: list, outType: outType, requantization: requantization)
             summary.changed += 1
         }
         summary.tensors = tensors.count
         summary.bytesRead = converted.summary.bytesRead + adapters.reduce(0) { $0 + $1.adapter.checkpoint.dataBytes }
         summary.bytesWritten = tensors.reduce(0) { $0 + $1.byteCount }
-        return (tensors, converted.metadata, summary)
+        return Plan(tensors: tensors, metadata: converted.metadata, summary: summary, requantization: requantization)
+    }
+
+    /// The quantized safetensors layouts of the base (bitsandbytes, compressed-tensors): logical weight
+    /// name -> storage ("NF4", "INT8"...).
+    private static func quantizedLayouts(_ base: Checkpoint) throws -> [String: String] {
+        guard base.format != .gguf, base.tensors.contains(where: { !($0.type.dtype?.isComputableFloat ?? false) }) else { return [:] }
+        var out: [String: String] = [:]
+        for l in try LogicalTensors.resolve(base) where l.isQuantized && l.fileIndex == nil { out[l.name] = l.storage }
+        return out
+    }
+
+    /// The type a changed tensor is written as: `dtype`; else a ggml block type again when the output is
+    /// GGUF (re-quantized), F32 for a block type in a safetensors output; else the base's dtype.
+    private static func outputType(_ info: TensorInfo, base: Checkpoint, dtype: DType?, toGGUF: Bool) throws -> TensorType {
+        if let dtype { return .plain(dtype) }
+        guard case .block(let g) = info.type else { return info.type }
+        guard toGGUF else { return .plain(.f32) }
+        guard GGMLQuantize.supportedTypes.contains(g) else {
+            throw ScalpelError.invalid(file: base.path, tensor: info.name, reason: "is \(g.name)-quantized: merging into it needs re-quantization to \(g.name), which Scalpel cannot do (it re-quantizes \(GGMLQuantize.supportedTypes.map(\.name).joined(separator: ", "))); pass --dtype f16 to write the merged tensors unquantized")
+        }
+        return .block(g)
     }
 
     /// The edits of one adapter, keyed by base tensor name, in the order they apply (replacements first).
-    private static func resolve(_ input: WeightedAdapter, base: Checkpoint, options: Options, summary: inout Summary) throws -> [(String, MergeEdit)] {
+    private static func resolve(_ input: WeightedAdapter, base: Checkpoint, layouts: [String: String], options: Options, summary: inout Summary) throws -> [(String, MergeEdit)] {
         let adapter = input.adapter, ckpt = adapter.checkpoint, weight = input.weight
         let mapping = adapter.config == nil
             ? MergeNameMapping(rewrite: .unchanged)
@@ -89,7 +130,10 @@ public enum Merge {
         if let d = mapping.description { summary.notes.append("\(adapter.path): \(d)") }
 
         var problems: [(tensor: String, reason: String)] = []
-        func target(_ adapterTensor: String, _ name: String, shape: [Int]) -> TensorInfo? {
+        func target(_ adapterTensor: String, _ name: String, shape: [Int]) throws -> TensorInfo? {
+            if let baseName = mapping.baseName(name), let storage = layouts[baseName] {
+                throw ScalpelError.invalid(file: base.path, tensor: baseName, reason: "is stored as \(storage) (bitsandbytes or compressed-tensors): Scalpel merges into these layouts only through plain weights (scalpel dequantize, merge, then quantize again)")
+            }
             guard let baseName = mapping.baseName(name), let info = base.info(named: baseName) else {
                 problems.append((adapterTensor, "targets \(name), which is not in the base"))
                 return nil
@@ -103,7 +147,7 @@ public enum Merge {
 
         var out: [(TensorInfo, MergeEdit)] = []
         for r in adapter.replacements {
-            if let t = target(r.source, r.target, shape: ckpt.info(named: r.source)!.shape) {
+            if let t = try target(r.source, r.target, shape: ckpt.info(named: r.source)!.shape) {
                 out.append((t, .replace(source: r.source, adapter: ckpt, weight: weight)))
             }
         }
@@ -114,10 +158,10 @@ public enum Merge {
             guard m.productShape.allSatisfy({ $0 < Int(Int32.max) }) else {
                 throw ScalpelError.invalid(file: adapter.path, tensor: m.aName, reason: "dimensions \(m.productShape) exceed 32-bit BLAS sizes")
             }
-            if let t = target(m.aName, m.weightName, shape: m.baseShape) {
+            if let t = try target(m.aName, m.weightName, shape: m.baseShape) {
                 out.append((t, .product(m, adapter: ckpt, weight: weight)))
             }
-            if let bias = m.biasName, let t = target(bias, m.biasTargetName, shape: [m.productShape[0]]) {
+            if let bias = m.biasName, let t = try target(bias, m.biasTargetName, shape: [m.productShape[0]]) {
                 out.append((t, .bias(m, adapter: ckpt, weight: weight)))
             }
         }
@@ -147,13 +191,15 @@ public enum Merge {
         return out.map { ($0.0.name, $0.1) }
     }
 
-    /// A targeted base tensor must hold floats Scalpel can decode and re-encode.
+    /// A targeted base tensor must hold floats or ggml blocks that Scalpel can decode.
     private static func checkComputable(_ info: TensorInfo, base: Checkpoint) throws {
         switch info.type {
         case .plain(let d) where d.isComputableFloat:
             return
+        case .block(let g) where GGMLDequantize.supportedTypes.contains(g):
+            return
         case .block(let g):
-            throw ScalpelError.invalid(file: base.path, tensor: info.name, reason: "is \(g.name)-quantized: merging into it needs re-quantization to \(g.name), which Scalpel cannot do yet (dequantize the base first: scalpel convert BASE OUT --dtype f16)")
+            throw ScalpelError.invalid(file: base.path, tensor: info.name, reason: "is \(g.name)-quantized, which Scalpel cannot dequantize")
         default:
             throw ScalpelError.invalid(file: base.path, tensor: info.name, reason: "is \(info.type), not a float tensor an adapter can change")
         }
@@ -166,39 +212,64 @@ public enum Merge {
     /// The output tensor of a changed base tensor: decoded to f32, edited, encoded, in fixed chunks of
     /// rows processed in parallel (OpenBLAS single-threaded meanwhile), so results do not depend on the
     /// thread count. A tensor with an edit that needs all rows at once is one chunk.
-    private static func mergedTensor(_ base: Checkpoint, index i: Int, edits: [MergeEdit], dtype: DType?) throws -> OutputTensor {
+    private static func mergedTensor(_ base: Checkpoint, index i: Int, edits: [MergeEdit], outType: TensorType,
+                                     requantization: MergeRequantization) throws -> OutputTensor {
         let info = base.tensors[i]
         let view = try base.view(at: i)
-        let outType = dtype ?? info.type.dtype!
         let rows = info.shape.first ?? 1
         let cols = info.shape.count > 1 ? info.shape.dropFirst().reduce(1, *) : 1
         let chunkRows = edits.allSatisfy(\.isRowLocal) ? max(1, chunkElements / max(cols, 1)) : max(rows, 1)
-        let inWidth = info.type.byteCount(elements: cols)!, outWidth = outType.bitWidth / 8 * cols
-        return OutputTensor(name: info.name, type: .plain(outType), shape: info.shape, content: .compute { out in
+        let inWidth = info.type.byteCount(elements: cols)!, outWidth = outType.byteCount(elements: cols)!
+        return OutputTensor(name: info.name, type: outType, shape: info.shape, content: .compute { out in
             let prepared = try edits.map { try $0.prepared() }
             let outBox = UncheckedBox(out)
-            try MergeKernels.withSingleThreadedBLAS {
-                try parallelChunksThrowing(count: rows, chunk: chunkRows) { r in
-                    var w = [Float](repeating: 0, count: r.count * cols)
-                    try w.withUnsafeMutableBufferPointer { w in
-                        let src = UnsafeRawBufferPointer(rebasing: view.bytes[(r.lowerBound * inWidth)..<(r.upperBound * inWidth)])
-                        try FloatConversion.decode(info.type, src, into: w, tensor: info.name)
-                        for p in prepared { try p.apply(rows: r, cols: cols, to: w, tensor: info.name) }
-                        let dst = UnsafeMutableRawBufferPointer(rebasing: outBox.value[(r.lowerBound * outWidth)..<(r.upperBound * outWidth)])
-                        try FloatConversion.encode(UnsafeBufferPointer(w), as: outType, into: dst, tensor: info.name)
+            let chunks = (rows + chunkRows - 1) / chunkRows
+            var errors = [QuantError?](repeating: nil, count: chunks)
+            try errors.withUnsafeMutableBufferPointer { errorsBuffer in
+                let errorSink = UncheckedBox(errorsBuffer)
+                try MergeKernels.withSingleThreadedBLAS {
+                    try parallelChunksThrowing(count: rows, chunk: chunkRows) { r in
+                        var w = [Float](repeating: 0, count: r.count * cols)
+                        try w.withUnsafeMutableBufferPointer { w in
+                            let src = UnsafeRawBufferPointer(rebasing: view.bytes[(r.lowerBound * inWidth)..<(r.upperBound * inWidth)])
+                            try FloatConversion.decode(info.type, src, into: w, tensor: info.name)
+                            for p in prepared { try p.apply(rows: r, cols: cols, to: w, tensor: info.name) }
+                            let dst = UnsafeMutableRawBufferPointer(rebasing: outBox.value[(r.lowerBound * outWidth)..<(r.upperBound * outWidth)])
+                            errorSink.value[r.lowerBound / chunkRows] = try encode(UnsafeBufferPointer(w), as: outType, into: dst, tensor: info.name)
+                        }
                     }
                 }
+            }
+            if case .block(let g) = outType, let first = errors.first ?? nil {
+                requantization.record(info.name, type: g, error: errors.dropFirst().reduce(first) { MergeRequantization.combine($0, $1!) })
             }
         }, onWritten: { base.release(info.name) })
     }
 
-    /// Writes a planned merge to `destination`. When the output is a folder and the base is a model
-    /// folder, the base's other files (config.json, tokenizer files, ...) are copied into the output
-    /// folder before it is renamed into place. Returns the names of the files copied.
+    /// Encodes merged f32 values as `type`; for a ggml block type (ggml's reference quantizer), returns
+    /// the error of the re-quantized values.
+    private static func encode(_ w: UnsafeBufferPointer<Float>, as type: TensorType, into dst: UnsafeMutableRawBufferPointer, tensor: String) throws -> QuantError? {
+        switch type {
+        case .plain(let d):
+            try FloatConversion.encode(w, as: d, into: dst, tensor: tensor)
+            return nil
+        case .block(let g):
+            do { try GGMLQuantize.quantize(g, w, into: dst) } catch let ScalpelError.invalid(_, _, reason) {
+                throw ScalpelError.invalid(file: nil, tensor: tensor, reason: "re-quantizing the merged values: " + reason)
+            }
+            var back = [Float](repeating: 0, count: w.count)
+            try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(g, UnsafeRawBufferPointer(dst), into: $0) }
+            return back.withUnsafeBufferPointer { QuantError.measure(original: w, reconstructed: $0) }
+        }
+    }
+
+    /// Writes a planned merge to `destination`. When the output is a folder and the base is a folder, the
+    /// base's other files (config.json, tokenizer files, ...) are copied into it before it is renamed into
+    /// place. Returns the names of the files copied.
     public static func write(_ tensors: [OutputTensor], metadata: Metadata, to destination: Destination, base: Checkpoint) throws -> [String] {
-        let companions = destination.isFolder ? ModelFolder(checkpointPath: base.path).companionFiles : []
-        let extras = destination.isFolder ? try ModelFolder(checkpointPath: base.path).extras(quantizationConfig: nil) : []
+        let folder = ModelFolder(checkpointPath: base.path)
+        let extras = destination.isFolder ? try folder.extras(quantizationConfig: nil) : []
         try destination.write(tensors, metadata: metadata, ggufAlignment: base.alignment ?? 32, extras: extras)
-        return companions
+        return destination.isFolder ? folder.companionFiles : []
     }
 }

@@ -12,8 +12,10 @@ struct Merge: ScalpelCommand {
         (ADAPTER:WEIGHT or --weight; a negative weight removes a merged adapter). For each targeted module \
         W' = W + weight * scaling * B @ A, with PEFT's scaling (lora_alpha/r, rsLoRA, rank_pattern and \
         alpha_pattern); fan_in_fan_out, embedding LoRAs, lora_bias, modules_to_save and DoRA are handled. \
-        The math is f32 and the output keeps the base's dtypes (or --dtype). When BASE is a folder and OUT \
-        is a folder, the base's other files (config.json, tokenizer) are copied.
+        The math is f32 and the output keeps the base's dtypes (or --dtype). Targeted tensors of a quantized \
+        GGUF base (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) are dequantized, merged and re-quantized to their type, and \
+        the error that adds is reported. When BASE is a folder and OUT is a folder, the base's other files \
+        (config.json, tokenizer) are copied.
 
         Examples:
           scalpel merge llama/ adapter/ -o merged/
@@ -68,6 +70,12 @@ struct Merge: ScalpelCommand {
         say("merged \(inputs.count) adapter\(inputs.count == 1 ? "" : "s") into \(s.changed) tensors (\(parts.joined(separator: ", "))); \(s.tensors - s.changed) unchanged")
         say(String(format: "wrote \(output): \(s.tensors) tensors, \(Format.bytes(s.bytesWritten)) of tensor data in %.2f s", t))
         if !copied.isEmpty { say("copied from the base folder: \(copied.joined(separator: ", "))") }
+        let entries = plan.requantization.entries
+        if let total = plan.requantization.total, let worst = entries.max(by: { $0.error.relativeRMSE < $1.error.relativeRMSE }) {
+            let types = Set(entries.map(\.type)).sorted().joined(separator: ", ")
+            say(String(format: "re-quantized \(entries.count) merged tensors to \(types) (the base's types): added relative RMS error %.3g overall (SQNR %.1f dB), largest %.3g in \(worst.tensor)",
+                       total.relativeRMSE, total.sqnrDB, worst.error.relativeRMSE))
+        }
     }
 }
 
