@@ -83,7 +83,8 @@ enum QuantizedOutputs {
         if let note { r.note = note }
         report.record(r)
         return OutputTensor(name: r.name, type: .plain(dtype), shape: r.shape, content: .compute { buf in
-            let values = try source.values()
+            // Kept tensors (not measured) are widened as they are: the NaN policy is for quantized ones.
+            let values = measured ? try source.values() : try source.logical.decode()
             try values.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: r.name) }
             if measured && dtype != .f32 {
                 var back = [Float](repeating: 0, count: values.count)
