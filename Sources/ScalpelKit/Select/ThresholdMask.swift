@@ -1,0 +1,206 @@
+/// Writes a tensor with the elements a `MagnitudeThreshold` removes set to zero, in one fused pass
+/// that also counts and sums what it removes.
+///
+/// The output has the input's dtype and byte layout; removed elements become +0 (all bits zero, which
+/// compresses best; an existing -0 that is kept stays -0). Everything else is copied bit for bit.
+public enum ThresholdMask {
+    /// Elements per parallel chunk (fixed: results never depend on the thread count).
+    static let chunk = 1 << 16
+
+    /// Writes `source` into `out` with the elements `threshold` removes set to zero, in parallel over
+    /// fixed chunks. The ties to remove are handed to the chunks in element order, so exactly the first
+    /// `threshold.ties` elements equal to the threshold go, whatever the thread count.
+    /// - Precondition: `out` holds `source.count` elements of `source.dtype`; the source has at least
+    ///   `threshold.ties` elements equal to the threshold unless `ties` is `Int.max` (remove them all).
+    public static func apply(_ source: MagnitudeSource, _ threshold: MagnitudeThreshold, into out: UnsafeMutableRawBufferPointer) -> PruneCounts {
+        let n = source.count
+        guard n > 0 else { return PruneCounts() }
+        precondition(out.count >= n * source.width, "output buffer too small")
+        let chunks = (n + chunk - 1) / chunk
+        var passes = [Pass](repeating: Pass(), count: chunks)
+        let dst = UncheckedBox(out.baseAddress!)
+        passes.withUnsafeMutableBufferPointer { p in
+            let sink = UncheckedBox(p)
+            parallelChunks(count: n, chunk: chunk) { r in
+                sink.value[r.lowerBound / chunk] = fused(source, r, key: threshold.key, into: dst.value)
+            }
+        }
+        var quotas = [Int](repeating: 0, count: chunks)
+        var left = threshold.ties
+        for c in 0..<chunks where left > 0 {
+            quotas[c] = min(left, passes[c].equal)
+            left -= quotas[c]
+        }
+        precondition(threshold.ties == .max || left == 0, "fewer elements equal to the threshold than ties to remove")
+        let q = UncheckedBox(quotas)
+        parallelChunks(count: chunks, chunk: 16) { cs in
+            for c in cs where q.value[c] > 0 {
+                _ = zeroTies(source, (c * chunk)..<min(n, (c + 1) * chunk), key: threshold.key, count: q.value[c], into: dst.value)
+            }
+        }
+        var total = Pass()
+        for p in passes { total.add(p) }
+        return total.counts(elements: n, key: threshold.key, tiesRemoved: quotas.reduce(0, +))
+    }
+
+    /// `apply` for one range of the source on the calling thread (used row by row).
+    static func apply(_ source: MagnitudeSource, _ range: Range<Int>, _ threshold: MagnitudeThreshold, into dst: UnsafeMutableRawPointer) -> PruneCounts {
+        let pass = fused(source, range, key: threshold.key, into: dst)
+        let wanted = min(threshold.ties, pass.equal)
+        precondition(threshold.ties == .max || wanted == threshold.ties, "fewer elements equal to the threshold than ties to remove")
+        let removed = wanted > 0 ? zeroTies(source, range, key: threshold.key, count: wanted, into: dst) : 0
+        return pass.counts(elements: range.count, key: threshold.key, tiesRemoved: removed)
+    }
+
+    /// Sums of one fused pass.
+    struct Pass {
+        var below = 0
+        var equal = 0
+        var sumSquares = 0.0
+        var removedSumSquares = 0.0
+
+        mutating func add(_ o: Pass) {
+            below += o.below
+            equal += o.equal
+            sumSquares += o.sumSquares
+            removedSumSquares += o.removedSumSquares
+        }
+
+        /// The counts once `tiesRemoved` elements equal to `key` have been zeroed as well.
+        func counts(elements: Int, key: UInt32, tiesRemoved: Int) -> PruneCounts {
+            let zeroed = below + tiesRemoved
+            let m = Double(MagnitudeKey.magnitude(key))
+            let tieSquares = key < MagnitudeKey.infinity ? Double(tiesRemoved) * m * m : 0
+            return PruneCounts(elements: elements, zeroed: zeroed,
+                               zerosAfter: zeroed + (key == 0 ? equal - tiesRemoved : 0),
+                               sumSquares: sumSquares, removedSumSquares: removedSumSquares + tieSquares)
+        }
+    }
+
+    /// Copies `range` into `dst` (same offsets) with keys below `key` zeroed; counts them and the keys
+    /// equal to `key`, and sums squares of finite magnitudes (f32 lanes, flushed to f64 every 1,024
+    /// elements).
+    static func fused(_ source: MagnitudeSource, _ range: Range<Int>, key: UInt32, into dst: UnsafeMutableRawPointer) -> Pass {
+        var acc = Accumulator(key: key)
+        let width = source.width
+        let src = source.bytes.baseAddress!
+        source.forEachBlock(in: range) { b, bits in
+            let s = src + width * b.lowerBound, d = dst + width * b.lowerBound
+            let full = b.count & ~15
+            var i = 0
+            switch width {
+            case 4:
+                while i < full {
+                    let v = bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self)
+                    let m = acc.add(v)
+                    d.storeBytes(of: v & ~m, toByteOffset: 4 * i, as: SIMD16<UInt32>.self)
+                    i += 16
+                }
+            case 2:
+                while i < full {
+                    let m = acc.add(bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
+                    let raw = s.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+                    d.storeBytes(of: raw & ~SIMD16<UInt16>(truncatingIfNeeded: m), toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+                    i += 16
+                }
+            default:
+                while i < full {
+                    let m = acc.add(bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
+                    for lane in 0..<16 {
+                        let raw = m[lane] == 0 ? s.loadUnaligned(fromByteOffset: 8 * (i + lane), as: UInt64.self) : 0
+                        d.storeBytes(of: raw, toByteOffset: 8 * (i + lane), as: UInt64.self)
+                    }
+                    i += 16
+                }
+            }
+            while i < b.count {
+                let removed = acc.add(scalar: bits.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                if removed {
+                    (d + width * i).initializeMemory(as: UInt8.self, repeating: 0, count: width)
+                } else {
+                    (d + width * i).copyMemory(from: s + width * i, byteCount: width)
+                }
+                i += 1
+            }
+        }
+        return acc.finish()
+    }
+
+    /// Zeroes in `dst` the first `count` elements of `range` whose key equals `key`; returns how many
+    /// it found (at most `count`).
+    static func zeroTies(_ source: MagnitudeSource, _ range: Range<Int>, key: UInt32, count: Int, into dst: UnsafeMutableRawPointer) -> Int {
+        var left = count
+        let width = source.width
+        source.forEachBlock(in: range) { b, bits in
+            var i = 0
+            while left > 0 && i < b.count {
+                if MagnitudeKey.of(bits: bits.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) == key {
+                    (dst + width * (b.lowerBound + i)).initializeMemory(as: UInt8.self, repeating: 0, count: width)
+                    left -= 1
+                }
+                i += 1
+            }
+        }
+        return count - left
+    }
+
+    /// Lane-wise counters of a fused pass.
+    struct Accumulator {
+        let threshold: SIMD16<UInt32>
+        var below = SIMD16<UInt32>()
+        var equal = SIMD16<UInt32>()
+        var squares = SIMD16<Float>()
+        var removedSquares = SIMD16<Float>()
+        var steps = 0
+        var pass = Pass()
+
+        init(key: UInt32) { threshold = SIMD16(repeating: key) }
+
+        /// Counts 16 values (f32 bit patterns); returns all-ones in the lanes to remove.
+        @inline(__always)
+        mutating func add(_ bits: SIMD16<UInt32>) -> SIMD16<UInt32> {
+            let k = MagnitudeKey.of(bits: bits)
+            let m = SIMD16<UInt32>(repeating: 0).replacing(with: .max, where: k .< threshold)
+            below &+= m & 1
+            equal &+= SIMD16<UInt32>(repeating: 0).replacing(with: 1, where: k .== threshold)
+            let f = unsafeBitCast(k.replacing(with: 0, where: k .>= MagnitudeKey.infinity), to: SIMD16<Float>.self)
+            let sq = f * f
+            squares += sq
+            removedSquares += unsafeBitCast(unsafeBitCast(sq, to: SIMD16<UInt32>.self) & m, to: SIMD16<Float>.self)
+            steps += 1
+            if steps == 64 { flush() }
+            return m
+        }
+
+        /// Counts one value; returns true when it is to be removed.
+        @inline(__always)
+        mutating func add(scalar bits: UInt32) -> Bool {
+            let k = MagnitudeKey.of(bits: bits)
+            let t = threshold[0]
+            if k == t { pass.equal += 1 }
+            let sq = k < MagnitudeKey.infinity ? Double(MagnitudeKey.magnitude(k)) * Double(MagnitudeKey.magnitude(k)) : 0
+            pass.sumSquares += sq
+            guard k < t else { return false }
+            pass.below += 1
+            pass.removedSumSquares += sq
+            return true
+        }
+
+        mutating func flush() {
+            pass.sumSquares += Double(squares.sum())
+            pass.removedSumSquares += Double(removedSquares.sum())
+            squares = SIMD16()
+            removedSquares = SIMD16()
+            steps = 0
+        }
+
+        mutating func finish() -> Pass {
+            flush()
+            pass.below += Int(below.wrappedSum())
+            pass.equal += Int(equal.wrappedSum())
+            below = SIMD16()
+            equal = SIMD16()
+            return pass
+        }
+    }
+}
