@@ -36,7 +36,7 @@ public enum KeyHistogram {
             var i = 0
             while i < full {
                 let k = MagnitudeKey.of(bits: bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
-                if any(k &>> 16 .== h) {
+                if (MagnitudeKey.equal(k &>> 16, h)).wrappedSum() != 0 {
                     for lane in 0..<16 where k[lane] >> 16 == UInt32(high) { table[Int(k[lane] & 0xFFFF)] &+= 1 }
                 }
                 i += 16
@@ -65,7 +65,7 @@ public enum KeyHistogram {
                     var i = 0
                     while i < full {
                         let k = MagnitudeKey.of(bits: bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
-                        acc &+= SIMD16<UInt32>(repeating: 0).replacing(with: 1, where: k .== t)
+                        acc &+= MagnitudeKey.equal(k, t)
                         i += 16
                     }
                     n += Int(acc.wrappedSum())

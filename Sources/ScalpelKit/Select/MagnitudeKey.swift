@@ -19,10 +19,31 @@ public enum MagnitudeKey {
     }
 
     /// The keys of 16 values given as f32 bit patterns.
+    ///
+    /// Written with lane-wise integer arithmetic only: the stdlib's `replacing(with:where:)` and mask
+    /// comparisons compile to per-lane loops, these to vector instructions.
     @inline(__always)
     static func of(bits: SIMD16<UInt32>) -> SIMD16<UInt32> {
         let a = bits & 0x7FFF_FFFF
-        return a.replacing(with: nan, where: a .> infinity)
+        return a ^ ((a ^ nan) & allOnes(below(SIMD16(repeating: infinity), a)))
+    }
+
+    /// 1 in the lanes where `a < b`, else 0, for keys (values below 2^31).
+    @inline(__always)
+    static func below(_ a: SIMD16<UInt32>, _ b: SIMD16<UInt32>) -> SIMD16<UInt32> {
+        (a &- b) &>> 31
+    }
+
+    /// 1 in the lanes where `a == b`, else 0, for keys (values below 2^31).
+    @inline(__always)
+    static func equal(_ a: SIMD16<UInt32>, _ b: SIMD16<UInt32>) -> SIMD16<UInt32> {
+        1 &- ((SIMD16(repeating: 0) &- (a ^ b)) &>> 31)
+    }
+
+    /// All ones in the lanes that hold 1, zero in the lanes that hold 0.
+    @inline(__always)
+    static func allOnes(_ bit: SIMD16<UInt32>) -> SIMD16<UInt32> {
+        SIMD16(repeating: 0) &- bit
     }
 
     /// The magnitude a key stands for (NaN for the NaN key).

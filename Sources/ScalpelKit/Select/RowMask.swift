@@ -41,9 +41,16 @@ public enum RowMask {
 
     /// The threshold removing the `k` smallest magnitudes of `range` (`scratch` holds `range.count`).
     static func smallest(_ k: Int, of source: MagnitudeSource, _ range: Range<Int>, scratch: UnsafeMutableBufferPointer<UInt32>) -> MagnitudeThreshold {
+        let out = UnsafeMutableRawPointer(scratch.baseAddress!)
         source.forEachBlock(in: range) { b, bits in
-            for i in 0..<b.count {
-                scratch[b.lowerBound - range.lowerBound + i] = MagnitudeKey.of(bits: bits.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+            let at = b.lowerBound - range.lowerBound
+            let full = b.count & ~15
+            for i in stride(from: 0, to: full, by: 16) {
+                out.storeBytes(of: MagnitudeKey.of(bits: bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self)),
+                               toByteOffset: 4 * (at + i), as: SIMD16<UInt32>.self)
+            }
+            for i in full..<b.count {
+                scratch[at + i] = MagnitudeKey.of(bits: bits.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
             }
         }
         let (key, below) = RadixSelect.kth(UnsafeMutableBufferPointer(rebasing: scratch[0..<range.count]), rank: k - 1)

@@ -78,52 +78,83 @@ public enum ThresholdMask {
     }
 
     /// Copies `range` into `dst` (same offsets) with keys below `key` zeroed; counts them and the keys
-    /// equal to `key`, and sums squares of finite magnitudes (f32 lanes, flushed to f64 every 1,024
+    /// equal to `key`, and sums squares of finite magnitudes (f32 lanes, added to f64 every 1,024
     /// elements).
     static func fused(_ source: MagnitudeSource, _ range: Range<Int>, key: UInt32, into dst: UnsafeMutableRawPointer) -> Pass {
-        var acc = Accumulator(key: key)
+        var pass = Pass()
         let width = source.width
         let src = source.bytes.baseAddress!
         source.forEachBlock(in: range) { b, bits in
             let s = src + width * b.lowerBound, d = dst + width * b.lowerBound
             let full = b.count & ~15
-            var i = 0
+            // One inlined copy of the vector loop per element width.
             switch width {
-            case 4:
-                while i < full {
-                    let v = bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self)
-                    let m = acc.add(v)
-                    d.storeBytes(of: v & ~m, toByteOffset: 4 * i, as: SIMD16<UInt32>.self)
-                    i += 16
-                }
-            case 2:
-                while i < full {
-                    let m = acc.add(bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
-                    let raw = s.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt16>.self)
-                    d.storeBytes(of: raw & ~SIMD16<UInt16>(truncatingIfNeeded: m), toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
-                    i += 16
-                }
-            default:
-                while i < full {
-                    let m = acc.add(bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
-                    for lane in 0..<16 {
-                        let raw = m[lane] == 0 ? s.loadUnaligned(fromByteOffset: 8 * (i + lane), as: UInt64.self) : 0
-                        d.storeBytes(of: raw, toByteOffset: 8 * (i + lane), as: UInt64.self)
-                    }
-                    i += 16
-                }
+            case 4: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 4, key: key))
+            case 2: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 2, key: key))
+            default: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 8, key: key))
             }
-            while i < b.count {
-                let removed = acc.add(scalar: bits.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-                if removed {
+            for i in full..<b.count {
+                let k = MagnitudeKey.of(bits: bits.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                let m = Double(MagnitudeKey.magnitude(k))
+                let sq = k < MagnitudeKey.infinity ? m * m : 0
+                pass.sumSquares += sq
+                if k == key { pass.equal += 1 }
+                if k < key {
+                    pass.below += 1
+                    pass.removedSumSquares += sq
                     (d + width * i).initializeMemory(as: UInt8.self, repeating: 0, count: width)
                 } else {
                     (d + width * i).copyMemory(from: s + width * i, byteCount: width)
                 }
-                i += 1
             }
         }
-        return acc.finish()
+        return pass
+    }
+
+    /// The vector part of `fused` over `count` (a multiple of 16) elements: `bits` are their f32 bit
+    /// patterns, `src` and `dst` their stored and output bytes (`width` bytes each).
+    ///
+    /// Integer lane arithmetic and local accumulators only, so that it compiles to straight vector code.
+    @inline(__always)
+    static func block(bits: UnsafeRawPointer, src: UnsafeRawPointer, dst: UnsafeMutableRawPointer, count: Int, width: Int, key: UInt32) -> Pass {
+        var pass = Pass()
+        let t = SIMD16<UInt32>(repeating: key), infinity = SIMD16<UInt32>(repeating: MagnitudeKey.infinity)
+        var below = SIMD16<UInt32>(), equal = SIMD16<UInt32>()
+        var i = 0
+        while i < count {
+            let stop = min(count, i + 1024)
+            var squares = SIMD16<Float>(), removed = SIMD16<Float>()
+            while i < stop {
+                let v = bits.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self)
+                let k = MagnitudeKey.of(bits: v)
+                let lt = MagnitudeKey.below(k, t)
+                let m = MagnitudeKey.allOnes(lt)
+                below &+= lt
+                equal &+= MagnitudeKey.equal(k, t)
+                let f = unsafeBitCast(k & MagnitudeKey.allOnes(MagnitudeKey.below(k, infinity)), to: SIMD16<Float>.self)
+                let sq = f * f
+                squares += sq
+                removed += unsafeBitCast(unsafeBitCast(sq, to: SIMD16<UInt32>.self) & m, to: SIMD16<Float>.self)
+                switch width {
+                case 4:
+                    dst.storeBytes(of: v & ~m, toByteOffset: 4 * i, as: SIMD16<UInt32>.self)
+                case 2:
+                    let raw = src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+                    dst.storeBytes(of: raw & (SIMD16<UInt16>(truncatingIfNeeded: lt) &- 1), toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+                default:
+                    for lane in 0..<16 {
+                        let raw = src.loadUnaligned(fromByteOffset: 8 * (i + lane), as: UInt64.self)
+                        dst.storeBytes(of: raw & (UInt64(lt[lane]) &- 1), toByteOffset: 8 * (i + lane), as: UInt64.self)
+                    }
+                }
+                i += 16
+            }
+            pass.sumSquares += Double(squares.sum())
+            pass.removedSumSquares += Double(removed.sum())
+        }
+        pass.below = Int(below.wrappedSum())
+        pass.equal = Int(equal.wrappedSum())
+        return pass
     }
 
     /// Zeroes in `dst` the first `count` elements of `range` whose key equals `key`; returns how many
@@ -142,65 +173,5 @@ public enum ThresholdMask {
             }
         }
         return count - left
-    }
-
-    /// Lane-wise counters of a fused pass.
-    struct Accumulator {
-        let threshold: SIMD16<UInt32>
-        var below = SIMD16<UInt32>()
-        var equal = SIMD16<UInt32>()
-        var squares = SIMD16<Float>()
-        var removedSquares = SIMD16<Float>()
-        var steps = 0
-        var pass = Pass()
-
-        init(key: UInt32) { threshold = SIMD16(repeating: key) }
-
-        /// Counts 16 values (f32 bit patterns); returns all-ones in the lanes to remove.
-        @inline(__always)
-        mutating func add(_ bits: SIMD16<UInt32>) -> SIMD16<UInt32> {
-            let k = MagnitudeKey.of(bits: bits)
-            let m = SIMD16<UInt32>(repeating: 0).replacing(with: .max, where: k .< threshold)
-            below &+= m & 1
-            equal &+= SIMD16<UInt32>(repeating: 0).replacing(with: 1, where: k .== threshold)
-            let f = unsafeBitCast(k.replacing(with: 0, where: k .>= MagnitudeKey.infinity), to: SIMD16<Float>.self)
-            let sq = f * f
-            squares += sq
-            removedSquares += unsafeBitCast(unsafeBitCast(sq, to: SIMD16<UInt32>.self) & m, to: SIMD16<Float>.self)
-            steps += 1
-            if steps == 64 { flush() }
-            return m
-        }
-
-        /// Counts one value; returns true when it is to be removed.
-        @inline(__always)
-        mutating func add(scalar bits: UInt32) -> Bool {
-            let k = MagnitudeKey.of(bits: bits)
-            let t = threshold[0]
-            if k == t { pass.equal += 1 }
-            let sq = k < MagnitudeKey.infinity ? Double(MagnitudeKey.magnitude(k)) * Double(MagnitudeKey.magnitude(k)) : 0
-            pass.sumSquares += sq
-            guard k < t else { return false }
-            pass.below += 1
-            pass.removedSumSquares += sq
-            return true
-        }
-
-        mutating func flush() {
-            pass.sumSquares += Double(squares.sum())
-            pass.removedSumSquares += Double(removedSquares.sum())
-            squares = SIMD16()
-            removedSquares = SIMD16()
-            steps = 0
-        }
-
-        mutating func finish() -> Pass {
-            flush()
-            pass.below += Int(below.wrappedSum())
-            pass.equal += Int(equal.wrappedSum())
-            below = SIMD16()
-            equal = SIMD16()
-            return pass
-        }
     }
 }
