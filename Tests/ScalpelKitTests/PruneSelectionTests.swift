@@ -79,14 +79,21 @@ enum PruneTestData {
     }
 
     @Test func tensorScopeRemovesExactlyTheStableArgsortPrefix() {
-        // Sizes below, at and well above one parallel chunk (65,536), with tails not a multiple of 16.
-        for (n, seed) in [(1, 1), (37, 2), (4096, 3), (65_536 * 3 + 5, 4)] as [(Int, UInt64)] {
+        // Sizes below, at and well above one parallel chunk (65,536), with tails not a multiple of 16;
+        // the last one is large enough for SmallestMask's sampled one-pass path.
+        for (n, seed) in [(1, 1), (37, 2), (4096, 3), (65_536 * 3 + 5, 4), ((1 << 18) + 21, 5)] as [(Int, UInt64)] {
             for values in [PruneTestData.random(n, seed: seed), PruneTestData.ties(n, seed: seed)] {
                 for s in n > 10_000 ? [0.45] : [0.0, 0.3, 0.5, 0.9, 1.0] {
                     let k = Prune.Amount.sparsity(s).count(of: n)
-                    let (out, counts) = PruneTestData.run(values) { src, dst in
+                    // The two-read path (bucket fix-up, or its fallback on tied data) and the plain
+                    // threshold path give the same output.
+                    let (out, counts) = PruneTestData.run(values) { src, dst in SmallestMask.apply(k, of: src, into: dst) }
+                    let (plain, plainCounts) = PruneTestData.run(values) { src, dst in
                         ThresholdMask.apply(src, .smallest(k, of: src), into: dst)
                     }
+                    #expect(out.map(\.bitPattern) == plain.map(\.bitPattern))
+                    #expect(counts.zeroed == plainCounts.zeroed && counts.zerosAfter == plainCounts.zerosAfter)
+                    #expect(abs(counts.removedSumSquares - plainCounts.removedSumSquares) <= 1e-5 * max(1, plainCounts.removedSumSquares))
                     let expected = PruneTestData.referenceRemoved(values[...], k)
                     #expect(counts.zeroed == k)
                     for i in expected { #expect(out[i].bitPattern == 0) }
@@ -96,12 +103,35 @@ enum PruneTestData {
         }
     }
 
+    @Test func sampledBracketPathIsTakenOnSpreadDataAndRefusedWhenItMisses() {
+        let values = PruneTestData.random(300_000, seed: 9)
+        let k = 123_457
+        values.withUnsafeBytes { src in
+            let source = MagnitudeSource(bytes: src, dtype: .f32, count: values.count)
+            var a = [Float](repeating: 0, count: values.count), b = a
+            guard let (keys, share) = SmallestMask.bracket(k, of: source) else {
+                Issue.record("no bracket on random data")
+                return
+            }
+            #expect(share < 0.05)
+            let one = a.withUnsafeMutableBytes { SmallestMask.apply(k, of: source, bracket: keys, share: share, into: $0) }
+            let two = b.withUnsafeMutableBytes { ThresholdMask.apply(source, .smallest(k, of: source), into: $0) }
+            #expect(one?.zeroed == k && one?.zerosAfter == two.zeroed)
+            #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
+            // A bracket that misses the k-th smallest is refused (the caller falls back).
+            let miss = a.withUnsafeMutableBytes { SmallestMask.apply(k, of: source, bracket: 0...1, share: share, into: $0) }
+            #expect(miss == nil)
+        }
+    }
+
     @Test func allEqualValuesArePrunedFromTheFront() {
-        let values = [Float](repeating: -0.75, count: 70_000)
-        let (out, counts) = PruneTestData.run(values) { src, dst in ThresholdMask.apply(src, .smallest(40_000, of: src), into: dst) }
+        // The sample bracket would hold everything: SmallestMask takes its histogram path.
+        let values = [Float](repeating: -0.75, count: 300_000)
+        let (out, counts) = PruneTestData.run(values) { src, dst in SmallestMask.apply(40_000, of: src, into: dst) }
         #expect(counts.zeroed == 40_000 && counts.zerosAfter == 40_000)
         #expect(out[0..<40_000].allSatisfy { $0.bitPattern == 0 })
         #expect(out[40_000...].allSatisfy { $0 == -0.75 })
+        values.withUnsafeBytes { #expect(SmallestMask.bracket(40_000, of: MagnitudeSource(bytes: $0, dtype: .f32, count: values.count)) == nil) }
     }
 
     @Test func nanIsTheLargestMagnitudeAndInfinityComesJustBefore() {

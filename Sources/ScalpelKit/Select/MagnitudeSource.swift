@@ -67,8 +67,15 @@ public struct MagnitudeSource: @unchecked Sendable {
         }
     }
 
-    /// The key of element `i` (for scalar tails and tests).
+    /// The key of element `i` (for sampling and fix-ups; the passes use `withBits`).
+    @inline(__always)
     func key(at i: Int) -> UInt32 {
-        withBits(i..<(i + 1)) { MagnitudeKey.of(bits: $0.loadUnaligned(as: UInt32.self)) }
+        let base = bytes.baseAddress!
+        switch dtype {
+        case .f32: return MagnitudeKey.of(bits: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+        case .bf16: return MagnitudeKey.of(bits: UInt32(base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+        case .f16: return withBits(i..<(i + 1)) { MagnitudeKey.of(bits: $0.loadUnaligned(as: UInt32.self)) }
+        default: return MagnitudeKey.of(Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)))
+        }
     }
 }

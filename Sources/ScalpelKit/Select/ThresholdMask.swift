@@ -22,7 +22,8 @@ public enum ThresholdMask {
         passes.withUnsafeMutableBufferPointer { p in
             let sink = UncheckedBox(p)
             parallelChunks(count: n, chunk: chunk) { r in
-                sink.value[r.lowerBound / chunk] = fused(source, r, key: threshold.key, into: dst.value)
+                var none: [UInt64] = []
+                sink.value[r.lowerBound / chunk] = fused(source, r, key: threshold.key, into: dst.value, found: &none)
             }
         }
         var quotas = [Int](repeating: 0, count: chunks)
@@ -45,7 +46,8 @@ public enum ThresholdMask {
 
     /// `apply` for one range of the source on the calling thread (used row by row).
     static func apply(_ source: MagnitudeSource, _ range: Range<Int>, _ threshold: MagnitudeThreshold, into dst: UnsafeMutableRawPointer) -> PruneCounts {
-        let pass = fused(source, range, key: threshold.key, into: dst)
+        var none: [UInt64] = []
+        let pass = fused(source, range, key: threshold.key, into: dst, found: &none)
         let wanted = min(threshold.ties, pass.equal)
         precondition(threshold.ties == .max || wanted == threshold.ties, "fewer elements equal to the threshold than ties to remove")
         let removed = wanted > 0 ? zeroTies(source, range, key: threshold.key, count: wanted, into: dst) : 0
@@ -58,12 +60,15 @@ public enum ThresholdMask {
         var equal = 0
         var sumSquares = 0.0
         var removedSumSquares = 0.0
+        /// More elements were in the collected key range than the cap allowed.
+        var overflow = false
 
         mutating func add(_ o: Pass) {
             below += o.below
             equal += o.equal
             sumSquares += o.sumSquares
             removedSumSquares += o.removedSumSquares
+            overflow = overflow || o.overflow
         }
 
         /// The counts once `tiesRemoved` elements equal to `key` have been zeroed as well.
@@ -80,8 +85,15 @@ public enum ThresholdMask {
     /// Copies `range` into `dst` (same offsets) with keys below `key` zeroed; counts them and the keys
     /// equal to `key`, and sums squares of finite magnitudes (f32 lanes, added to f64 every 1,024
     /// elements).
-    static func fused(_ source: MagnitudeSource, _ range: Range<Int>, key: UInt32, into dst: UnsafeMutableRawPointer) -> Pass {
+    ///
+    /// With `collect`, also appends to `found`, in order, `offset << 32 | key` for the elements whose
+    /// key lies in `collect` (offsets from `range.lowerBound`), at most `cap` of them:
+    /// `Pass.overflow` tells when more were there.
+    static func fused(_ source: MagnitudeSource, _ range: Range<Int>, key: UInt32, into dst: UnsafeMutableRawPointer,
+                      collect: ClosedRange<UInt32>? = nil, cap: Int = 0, found: inout [UInt64]) -> Pass {
         var pass = Pass()
+        let low = collect?.lowerBound ?? 1, high = collect?.upperBound ?? 0
+        let collecting = collect != nil
         let width = source.width
         let src = source.bytes.baseAddress!
         source.forEachBlock(in: range) { b, bits in
@@ -89,9 +101,12 @@ public enum ThresholdMask {
             let full = b.count & ~15
             // One inlined copy of the vector loop per element width.
             switch width {
-            case 4: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 4, key: key))
-            case 2: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 2, key: key))
-            default: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 8, key: key))
+            case 4: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 4, key: key, collecting: collecting, low: low, high: high,
+                                   first: b.lowerBound - range.lowerBound, cap: cap, found: &found))
+            case 2: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 2, key: key, collecting: collecting, low: low, high: high,
+                                   first: b.lowerBound - range.lowerBound, cap: cap, found: &found))
+            default: pass.add(block(bits: bits, src: s, dst: d, count: full, width: 8, key: key, collecting: collecting, low: low, high: high,
+                                    first: b.lowerBound - range.lowerBound, cap: cap, found: &found))
             }
             for i in full..<b.count {
                 let k = MagnitudeKey.of(bits: bits.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
@@ -99,6 +114,9 @@ public enum ThresholdMask {
                 let sq = k < MagnitudeKey.infinity ? m * m : 0
                 pass.sumSquares += sq
                 if k == key { pass.equal += 1 }
+                if collecting && k >= low && k <= high {
+                    if found.count < cap { found.append(UInt64(b.lowerBound - range.lowerBound + i) << 32 | UInt64(k)) } else { pass.overflow = true }
+                }
                 if k < key {
                     pass.below += 1
                     pass.removedSumSquares += sq
@@ -111,14 +129,17 @@ public enum ThresholdMask {
         return pass
     }
 
-    /// The vector part of `fused` over `count` (a multiple of 16) elements: `bits` are their f32 bit
-    /// patterns, `src` and `dst` their stored and output bytes (`width` bytes each).
+    /// The vector part of `fused` over `count` (a multiple of 16) elements at offset `first` of the
+    /// collecting range: `bits` are their f32 bit patterns, `src` and `dst` their stored and output
+    /// bytes (`width` bytes each).
     ///
     /// Integer lane arithmetic and local accumulators only, so that it compiles to straight vector code.
     @inline(__always)
-    static func block(bits: UnsafeRawPointer, src: UnsafeRawPointer, dst: UnsafeMutableRawPointer, count: Int, width: Int, key: UInt32) -> Pass {
+    static func block(bits: UnsafeRawPointer, src: UnsafeRawPointer, dst: UnsafeMutableRawPointer, count: Int, width: Int, key: UInt32,
+                      collecting: Bool, low: UInt32, high: UInt32, first: Int, cap: Int, found: inout [UInt64]) -> Pass {
         var pass = Pass()
         let t = SIMD16<UInt32>(repeating: key), infinity = SIMD16<UInt32>(repeating: MagnitudeKey.infinity)
+        let lo = SIMD16<UInt32>(repeating: low), hi = SIMD16<UInt32>(repeating: high)
         var below = SIMD16<UInt32>(), equal = SIMD16<UInt32>()
         var i = 0
         while i < count {
@@ -131,6 +152,14 @@ public enum ThresholdMask {
                 let m = MagnitudeKey.allOnes(lt)
                 below &+= lt
                 equal &+= MagnitudeKey.equal(k, t)
+                if collecting {
+                    let inside = (1 &- MagnitudeKey.below(k, lo)) & (1 &- MagnitudeKey.below(hi, k))
+                    if inside.wrappedSum() != 0 {
+                        for lane in 0..<16 where inside[lane] != 0 {
+                            if found.count < cap { found.append(UInt64(first + i + lane) << 32 | UInt64(k[lane])) } else { pass.overflow = true }
+                        }
+                    }
+                }
                 let f = unsafeBitCast(k & MagnitudeKey.allOnes(MagnitudeKey.below(k, infinity)), to: SIMD16<Float>.self)
                 let sq = f * f
                 squares += sq

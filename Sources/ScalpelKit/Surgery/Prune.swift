@@ -122,7 +122,7 @@ public enum Prune {
         let length = rowLength(shape)
         switch method {
         case .tensor(let amount):
-            return ThresholdMask.apply(source, .smallest(amount.count(of: n), of: source), into: out)
+            return SmallestMask.apply(amount.count(of: n), of: source, into: out)
         case .global:
             return ThresholdMask.apply(source, threshold ?? .nothing, into: out)
         case .row(let amount):

@@ -67,14 +67,14 @@ public struct PruneReport: Sendable {
     /// The summary table: one line per pruned tensor, then the total.
     public var text: String {
         let how = patternText.map { "pattern \($0)" } ?? "scope \(method.scopeName)"
-        var lines = ["pruned \(tensors.count) tensors (\(how), target sparsity \(percent(targetSparsity))); \(skipped.count) left as they are"]
+        let t = total
+        var lines = ["pruned \(tensors.count) tensors, \(Format.grouped(t.elements)) weights (\(how), target sparsity \(percent(targetSparsity))); \(skipped.count) tensors left as they are"]
         var table = TextTable(header: ["tensor", "dtype", "shape", "target", "achieved", "zeroed", "norm removed"], rightAligned: [3, 4, 5, 6])
         for e in tensors {
             table.add([e.name, e.type.description, e.shape.map(String.init).joined(separator: "x"), percent(targetSparsity),
                        percent(e.counts.achievedSparsity), Format.grouped(e.counts.zeroed), percent(e.counts.normRemovedFraction)])
         }
-        let t = total
-        table.add(["total", "", Format.grouped(t.elements), percent(targetSparsity), percent(t.achievedSparsity),
+        table.add(["total", "", "", percent(targetSparsity), percent(t.achievedSparsity),
                    Format.grouped(t.zeroed), percent(t.normRemovedFraction)])
         lines.append(table.render())
         return lines.joined(separator: "\n")
