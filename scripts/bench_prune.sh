@@ -37,18 +37,20 @@ mkdir -p "$BENCH_DIR" "$FAST_DIR" docs/bench
 trap 'rm -rf "$FAST_DIR" "$BENCH_DIR"' EXIT
 
 # time_runs LABEL DIR OUTPUT CMD...: runs CMD 3 times in DIR (OUTPUT removed before each run, outside
-# the timing) and prints the median wall time in seconds.
+# the timing) and prints the median wall time and the median CPU time (user + system), in seconds.
 time_runs() {
   local label=$1 dir=$2 output=$3; shift 3
-  local times=()
+  local walls=() cpus=()
   for i in 1 2 3; do
     rm -f "$dir/$output"
     sync
-    /usr/bin/time -f "%e" -o "$dir/time.txt" "$@" > /dev/null
-    times+=("$(cat "$dir/time.txt")")
+    /usr/bin/time -f "%e %U %S" -o "$dir/time.txt" "$@" > /dev/null
+    read -r w u s < "$dir/time.txt"
+    walls+=("$w")
+    cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')")
   done
-  echo "$label runs: ${times[*]}" >&2
-  printf "%s\n" "${times[@]}" | sort -n | sed -n 2p
+  echo "$label: wall ${walls[*]}; cpu ${cpus[*]}" >&2
+  echo "$(printf "%s\n" "${walls[@]}" | sort -n | sed -n 2p) $(printf "%s\n" "${cpus[@]}" | sort -n | sed -n 2p)"
 }
 
 has_torch=0
@@ -64,15 +66,17 @@ for place in disk tmpfs; do
   dir=$BENCH_DIR; [ $place = tmpfs ] && dir=$FAST_DIR
   echo "== --scope tensor, 1 GiB, $place"
   ( cd "$dir"
-    T_S=$(time_runs "scalpel $place" "$dir" s.safetensors "$BIN" prune in1g.safetensors s.safetensors --sparsity 0.5)
-    T_N=$(time_runs "numpy $place" "$dir" n.safetensors $HELPER numpy in1g.safetensors n.safetensors 0.5)
-    T_T=-
-    if [ $has_torch = 1 ]; then T_T=$(time_runs "torch $place" "$dir" t.safetensors $HELPER torch in1g.safetensors t.safetensors 0.5); fi
+    S=$(time_runs "scalpel prune, $place" "$dir" s.safetensors "$BIN" prune in1g.safetensors s.safetensors --sparsity 0.5)
+    N=$(time_runs "numpy, $place" "$dir" n.safetensors $HELPER numpy in1g.safetensors n.safetensors 0.5)
+    TT="- -"
+    if [ $has_torch = 1 ]; then TT=$(time_runs "torch, $place" "$dir" t.safetensors $HELPER torch in1g.safetensors t.safetensors 0.5); fi
+    C=$(time_runs "scalpel convert (copy), $place" "$dir" c.safetensors "$BIN" convert in1g.safetensors c.safetensors)
     $HELPER same s.safetensors n.safetensors && SAME=identical || SAME=DIFFERENT
-    echo "$T_S $T_N $T_T $SAME" > result.txt )
-  read -r s n t same < "$dir/result.txt"
-  T[$place.s]=$s; T[$place.n]=$n; T[$place.t]=$t; T[$place.same]=$same
-  rm -f "$dir"/n.safetensors "$dir"/t.safetensors
+    echo "$S $N $TT $C $SAME" > result.txt )
+  read -r sw sc nw nc tw tc cw cc same < "$dir/result.txt"
+  T[$place.sw]=$sw; T[$place.sc]=$sc; T[$place.nw]=$nw; T[$place.nc]=$nc; T[$place.tw]=$tw; T[$place.tc]=$tc
+  T[$place.cw]=$cw; T[$place.cc]=$cc; T[$place.same]=$same
+  rm -f "$dir"/n.safetensors "$dir"/t.safetensors "$dir"/c.safetensors
 done
 
 echo "== other scopes, 1 GiB, tmpfs (one run each)"
@@ -93,6 +97,7 @@ sync
   --report "$BENCH_DIR/g.json" > /dev/null 2> "$BENCH_DIR/timev.txt"
 G_TIME=$(grep "Elapsed (wall clock)" "$BENCH_DIR/timev.txt" | awk '{print $NF}')
 G_RSS=$(grep "Maximum resident set size" "$BENCH_DIR/timev.txt" | awk '{print $NF}')
+G_CPU=$(awk -F': ' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$BENCH_DIR/timev.txt")
 G_CHECK=$($PYTHON - "$BENCH_DIR/in4g.safetensors" "$BENCH_DIR/g.safetensors" "$BENCH_DIR/g.json" <<'PY'
 import json, sys
 import numpy as np
@@ -126,12 +131,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "-" || a == 0) print "-"; el
   echo
   echo "## --scope tensor, 1 GiB F32 (16 x 4096 x 4096), sparsity 0.5"
   echo
-  echo "Whole process, input file to fsynced output file; median of 3 wall-clock runs (seconds)."
+  echo "Whole process, input file to fsynced output file; medians of 3 runs, wall clock and CPU (user +"
+  echo "system) in seconds. \"copy\" is \`scalpel convert\` of the same file with no change: the cost of"
+  echo "mapping the input and writing 1 GiB, which every tool pays. Ratios are NumPy (or torch) / scalpel."
   echo
-  echo "| where | scalpel | NumPy np.partition | ratio | torch l1_unstructured | ratio | outputs |"
-  echo "|---|---:|---:|---:|---:|---:|---|"
+  echo "| where | scalpel prune wall | NumPy wall | ratio | torch wall | ratio | scalpel prune CPU | NumPy CPU | CPU ratio | copy wall | copy CPU | outputs |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   for place in disk tmpfs; do
-    echo "| $place | ${T[$place.s]} | ${T[$place.n]} | $(ratio "${T[$place.s]}" "${T[$place.n]}") | ${T[$place.t]} | $(ratio "${T[$place.s]}" "${T[$place.t]}") | scalpel and NumPy ${T[$place.same]} |"
+    echo "| $place | ${T[$place.sw]} | ${T[$place.nw]} | $(ratio "${T[$place.sw]}" "${T[$place.nw]}") | ${T[$place.tw]} | $(ratio "${T[$place.sw]}" "${T[$place.tw]}") | ${T[$place.sc]} | ${T[$place.nc]} | $(ratio "${T[$place.sc]}" "${T[$place.nc]}") | ${T[$place.cw]} | ${T[$place.cc]} | scalpel and NumPy ${T[$place.same]} |"
   done
   echo
   echo "Commands (in the data folder):"
@@ -139,14 +146,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "-" || a == 0) print "-"; el
   echo '```'
   echo "scalpel prune in1g.safetensors s.safetensors --sparsity 0.5"
   echo "python scripts/bench_prune.py numpy in1g.safetensors n.safetensors 0.5"
+  echo "scalpel convert in1g.safetensors c.safetensors   # copy"
   echo "python scripts/bench_prune.py torch in1g.safetensors t.safetensors 0.5   # when torch is installed"
   echo '```'
   echo
   echo "## --scope global, $(awk -v b="$G_BYTES" 'BEGIN { printf "%.2f GB", b / 1e9 }') F32 (60 x 4096 x 4096), sparsity 0.5, on disk"
   echo
-  echo "| wall clock | peak RSS | check |"
-  echo "|---:|---:|---|"
-  echo "| $G_TIME | $(awk -v k="$G_RSS" 'BEGIN { printf "%.0f MiB", k / 1024 }') | $G_CHECK |"
+  echo "| wall clock | CPU (s) | peak RSS | check |"
+  echo "|---:|---:|---:|---|"
+  echo "| $G_TIME | $G_CPU | $(awk -v k="$G_RSS" 'BEGIN { printf "%.0f MiB", k / 1024 }') | $G_CHECK |"
   echo
   echo '```'
   echo "/usr/bin/time -v scalpel prune in4g.safetensors g.safetensors --sparsity 0.5 --scope global --report g.json"
