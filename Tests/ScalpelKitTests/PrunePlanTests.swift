@@ -82,7 +82,9 @@ import Testing
         let (_, report) = try Self.prune([Self.tensor("l.weight", [4, 8], PruneTestData.random(32, seed: 3))], .pattern(keep: 2, group: 4), in: folder)
         let json = report.json
         let entry = json["tensors"]!.arrayValue![0]
-        #expect(entry.objectValue!.map { $0.0 } == ["name", "shape", "dtype", "elements", "target_sparsity", "achieved_sparsity", "zeroed", "norm_removed_fraction"])
+        #expect(entry.objectValue!.map { $0.0 } == ["name", "shape", "dtype", "elements", "target_sparsity", "achieved_sparsity", "zeroed",
+                                                     "norm_removed_fraction", "requantized_to", "requantization_relative_rmse"])
+        #expect(entry["requantized_to"] == .null)
         #expect(entry["shape"] == [4, 8])
         #expect(entry["dtype"] == "F32")
         #expect(entry["zeroed"] == 16)
@@ -102,12 +104,56 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: folder.file("out.safetensors")))
     }
 
-    @Test func quantizedAndNonFloatTensorsAreRefusedNamingFileAndTensor() {
-        let q = TensorInfo(name: "blk.0.ffn_up.weight", type: .block(.q8_0), shape: [2, 32], byteCount: 68)
-        let e = #expect(throws: ScalpelError.self) { try Prune.check(q, file: "m.gguf", method: .tensor(.sparsity(0.5))) }
-        #expect(e?.description.hasPrefix("m.gguf: blk.0.ffn_up.weight: prune of quantized tensors needs re-quantization") == true)
+    @Test func quantizedTensorsArePrunedOnDequantizedValuesAndRequantized() throws {
+        let folder = Folder()
+        defer { folder.remove() }
+        let input = folder.file("in.gguf")
+        let values = PruneTestData.random(64 * 128, seed: 61)
+        let q8 = OutputTensor(name: "blk.0.ffn_up.weight", type: .block(.q8_0), shape: [64, 128], content: .compute { buf in
+            try values.withUnsafeBufferPointer { try GGMLQuantize.quantize(.q8_0, $0, into: buf) }
+        })
+        try GGUFWriter.write([q8], metadata: Metadata([("general.architecture", .string("llama"))]), to: input)
+        let ckpt = try CheckpointReader.open(input)
+        let stored = try GGMLTestValues.dequantized(ckpt, "blk.0.ffn_up.weight")
+        for (name, expectType) in [("out.gguf", TensorType.block(.q8_0)), ("out.safetensors", .plain(.f32))] {
+            let dest = try Destination(path: folder.file(name))
+            let plan = try Prune.plan(ckpt, for: dest, options: .init(method: .tensor(.sparsity(0.5))))
+            try dest.write(plan.tensors, metadata: plan.metadata)
+            let back = try CheckpointReader.open(folder.file(name))
+            #expect(back.tensors[0].type == expectType)
+            let got = try GGMLTestValues.dequantized(back, "blk.0.ffn_up.weight")
+            // The mask follows the dequantized input; Q8_0 keeps zeros exact and the kept values exactly.
+            let removed = PruneTestData.referenceRemoved(stored[...], stored.count / 2)
+            for i in stored.indices { #expect(got[i] == (removed.contains(i) ? 0 : stored[i])) }
+            let report = plan.ledger.report
+            #expect(report.tensors[0].counts.zeroed == stored.count / 2)
+            #expect(report.tensors[0].counts.zerosAfter == stored.count / 2)
+            #expect(report.tensors[0].requantization?.type == (name.hasSuffix(".gguf") ? .q8_0 : nil))
+        }
+    }
+
+    @Test func unsupportedAndNonFloatTensorsAreRefusedNamingFileAndTensor() {
+        let q = TensorInfo(name: "blk.0.ffn_up.weight", type: .block(GGMLType(name: "Q2_K")!), shape: [2, 256], byteCount: 168)
+        let e = #expect(throws: ScalpelError.self) { try Prune.check(q, file: "m.gguf", method: .tensor(.sparsity(0.5)), toGGUF: true) }
+        #expect(e?.description.hasPrefix("m.gguf: blk.0.ffn_up.weight: prune of quantized tensors needs dequantization") == true)
+        let k = TensorInfo(name: "blk.1.ffn_up.weight", type: .block(.q4_K), shape: [2, 256], byteCount: 288)
+        let e2 = #expect(throws: ScalpelError.self) { try Prune.check(k, file: "m.gguf", method: .tensor(.sparsity(0.5)), toGGUF: true) }
+        #expect(e2?.description.hasPrefix("m.gguf: blk.1.ffn_up.weight: prune of quantized tensors needs re-quantization") == true)
+        #expect(throws: Never.self) { try Prune.check(k, file: "m.gguf", method: .tensor(.sparsity(0.5)), toGGUF: false) }
         let i8 = TensorInfo(name: "x.weight", type: .plain(.i8), shape: [2, 2], byteCount: 4)
-        let e2 = #expect(throws: ScalpelError.self) { try Prune.check(i8, file: "m.safetensors", method: .row(.keep(0.5))) }
-        #expect(e2 == .invalid(file: "m.safetensors", tensor: "x.weight", reason: "cannot prune I8 values (only F32, F16, BF16 and F64)"))
+        let e3 = #expect(throws: ScalpelError.self) { try Prune.check(i8, file: "m.safetensors", method: .row(.keep(0.5)), toGGUF: false) }
+        #expect(e3 == .invalid(file: "m.safetensors", tensor: "x.weight", reason: "cannot prune I8 values (only F32, F16, BF16 and F64)"))
+    }
+}
+
+/// Reads a tensor's values as f32, dequantizing ggml block types.
+enum GGMLTestValues {
+    static func dequantized(_ ckpt: Checkpoint, _ name: String) throws -> [Float] {
+        let view = try ckpt.view(name)
+        return try Prune.withMagnitudes(view, file: ckpt.path) { source in
+            (0..<source.count).map { i in
+                source.withBits(i..<(i + 1)) { Float(bitPattern: $0.loadUnaligned(as: UInt32.self)) }
+            }
+        }
     }
 }

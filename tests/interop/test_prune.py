@@ -3,8 +3,9 @@
 The reference rule (documented in docs/prune.md): k = round(S * n) (Python's round, halves to even);
 the k entries removed are the first k of np.argsort(np.abs(w), kind="stable"), i.e. ties go by
 position, lower index first; NaN sorts last (largest). Row scope applies that to each row, global scope
-to the concatenation of the selected tensors in file order, N:M to every group of M consecutive
-entries along a row (M - N removed), channel scope to the rows' L2 norms.
+to the concatenation of the selected tensors in the order the checkpoint lists them (the safetensors
+header's order), N:M to every group of M consecutive entries along a row (M - N removed), channel scope
+to the rows' L2 norms.
 
 Environment: SCALPEL_BIN (default .build/release/scalpel, else .build/debug/scalpel, under the repo).
 """
@@ -46,21 +47,25 @@ def prune(binary, src, dst, *flags):
     return json.loads(run(binary, "prune", src, dst, *flags, "--json").stdout)
 
 
-def write_st(path, tensors):
-    """Writes a safetensors file with tensors in the given order: [(name, array or (dtype, shape, raw))]."""
-    header, blobs, offset = {}, [], 0
+def write_st(path, tensors, data_order=None):
+    """Writes a safetensors file: [(name, array or (dtype, shape, raw))], the header listing them in the
+    given order; their data in `data_order` (a permutation of the indices, default the same order)."""
+    entries = []
     for name, t in tensors:
         if isinstance(t, np.ndarray):
-            dtype, shape, raw = ST_DTYPE[t.dtype], t.shape, np.ascontiguousarray(t).tobytes()
+            entries.append((name, ST_DTYPE[t.dtype], t.shape, np.ascontiguousarray(t).tobytes()))
         else:
-            dtype, shape, raw = t
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
+            entries.append((name, *t))
+    offsets, offset = {}, 0
+    for i in data_order or range(len(entries)):
+        offsets[i] = (offset, offset + len(entries[i][3]))
+        offset += len(entries[i][3])
+    header = {name: {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets[i])}
+              for i, (name, dtype, shape, _) in enumerate(entries)}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * ((8 - (8 + len(text)) % 8) % 8)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(entries[i][3] for i in data_order or range(len(entries))))
     return path
 
 
@@ -201,12 +206,13 @@ def test_row_scope_matches_per_row_reference(prune_bin, tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", ["random", "ties", "nan"])
-def test_global_scope_one_threshold_ties_in_file_order(prune_bin, tmp_path, kind):
-    # File order deliberately not alphabetical: the tie order is the input file's tensor order.
+def test_global_scope_one_threshold_ties_in_listing_order(prune_bin, tmp_path, kind):
+    # Ties go in the order the checkpoint lists its tensors (for safetensors: the header's order, what
+    # `scalpel inspect --tensors` shows), here deliberately neither alphabetical nor the data order.
     tensors = [("z.weight", data(kind, (100, 300), np.float32, 20)),
                ("a.weight", (data(kind, (200, 64), np.float32, 21) * 0.5).astype(np.float32)),
                ("m.weight", data(kind, (128, 128), np.float16, 22))]
-    src = write_st(tmp_path / "in.safetensors", tensors)
+    src = write_st(tmp_path / "in.safetensors", tensors, data_order=[1, 2, 0])
     summary = prune(prune_bin, src, tmp_path / "out.safetensors", "--sparsity", 0.6, "--scope", "global")
     out = read_st(tmp_path / "out.safetensors")
     flat = np.concatenate([np.abs(w).astype(np.float32).ravel() for _, w in tensors])

@@ -19,6 +19,9 @@ public struct Destination: Sendable {
     /// zstd level when the path ends in `.zst` (default 3), else nil.
     public var zstdLevel: Int?
 
+    /// True when the output is a folder.
+    public var isFolder: Bool { if case .sharded = kind { return true }; return false }
+
     /// Decides the destination for `path`.
     /// - Parameters:
     ///   - shardBytes: when set, the output is a sharded folder.
@@ -47,9 +50,9 @@ public struct Destination: Sendable {
 
     /// Refuses to write over any of `inputs` (compared by resolved path, also inside input folders).
     public func checkNotOverwriting(_ inputs: [String]) throws {
-        let out = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        let out = canonicalPath(path)
         for input in inputs {
-            let inp = URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath().path
+            let inp = canonicalPath(input)
             if out == inp || out.hasPrefix(inp + "/") || inp.hasPrefix(out + "/") {
                 throw ScalpelError.invalid(file: path, tensor: nil, reason: "output would overwrite the input \(input)")
             }
@@ -58,14 +61,15 @@ public struct Destination: Sendable {
 
     /// Writes the tensors. GGUF outputs get `metadata` as typed key/values; safetensors outputs store
     /// non-string values as JSON text.
-    public func write(_ tensors: [OutputTensor], metadata: Metadata, ggufAlignment: Int = 32) throws {
+    /// `extras` go next to the weights of a folder output, and are ignored for single-file outputs.
+    public func write(_ tensors: [OutputTensor], metadata: Metadata, ggufAlignment: Int = 32, extras: [FolderExtra] = []) throws {
         switch kind {
         case .safetensors:
             try SafetensorsWriter.write(tensors, metadata: metadata, to: path, zstdLevel: zstdLevel)
         case .gguf:
             try GGUFWriter.write(tensors, metadata: metadata, alignment: ggufAlignment, to: path, zstdLevel: zstdLevel)
         case .sharded(let shardBytes):
-            try ShardedSafetensors.write(tensors, metadata: metadata, to: path, shardBytes: shardBytes)
+            try ShardedSafetensors.write(tensors, metadata: metadata, to: path, shardBytes: shardBytes, extras: extras)
         }
     }
 }

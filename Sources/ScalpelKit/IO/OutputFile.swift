@@ -90,17 +90,18 @@ public final class OutputFile {
         }
     }
 
-    /// Finishes the file (zstd frame end, flush, fsync) and renames it to `path`.
+    /// Finishes the file (zstd frame end, flush, close) and renames it to `path`. The rename is atomic:
+    /// other processes see either no file or the whole file (no fsync: a power cut may lose it).
     public func commit() throws {
         if let zstd {
             try zstd.compress(UnsafeRawBufferPointer(start: nil, count: 0), last: true) { try self.writeRaw($0) }
         }
         try flush()
         fchmod(fd, 0o644)
-        guard fsync(fd) == 0 || errno == EINVAL else {
-            throw ScalpelError.io(file: path, reason: "fsync failed: \(String(cString: strerror(errno)))")
+        guard close(fd) == 0 else {
+            fd = -1
+            throw ScalpelError.io(file: path, reason: "close failed: \(String(cString: strerror(errno)))")
         }
-        close(fd)
         fd = -1
         guard rename(temporaryPath, path) == 0 else {
             throw ScalpelError.io(file: path, reason: "cannot rename into place: \(String(cString: strerror(errno)))")

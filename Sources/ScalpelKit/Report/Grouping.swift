@@ -30,8 +30,13 @@ public enum Grouping: String, CaseIterable, Sendable {
         return nil
     }
 
+    /// Name parts that qualify a module's tensor rather than name the module: parameters, LoRA parts, and
+    /// the side tensors of quantized layouts (bitsandbytes, compressed-tensors).
     static let suffixes: Set<Substring> = ["weight", "bias", "lora_A", "lora_B", "lora_a", "lora_b",
-                                           "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector"]
+                                           "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector",
+                                           "absmax", "quant_map", "nested_absmax", "nested_quant_map", "quant_state",
+                                           "bitsandbytes__nf4", "bitsandbytes__fp4", "SCB", "weight_format",
+                                           "weight_packed", "weight_scale", "weight_shape", "weight_zero_point"]
 
     /// The module part of a tensor name.
     public static func moduleName(_ name: String) -> String {

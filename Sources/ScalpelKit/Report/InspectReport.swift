@@ -23,10 +23,12 @@ public struct InspectReport: Sendable {
         compressed = ckpt.compressed
         fileBytes = ckpt.fileBytes
         for t in ckpt.tensors { totals.add(t) }
-        byDType = TensorTotals.grouped(ckpt.tensors) { $0.type.description }
+        byDType = TensorTotals.grouped(ckpt.tensors) { $0.type.description }.sorted { ($1.1.bytes, $0.0) < ($0.1.bytes, $1.0) }
         self.grouping = grouping
         groups = TensorTotals.grouped(ckpt.tensors, by: grouping.key(for:))
-        if grouping == .layer {
+        if grouping == .module {
+            groups.sort { ($1.1.bytes, $0.0) < ($0.1.bytes, $1.0) }
+        } else if grouping == .layer {
             let index = { (key: String) in Int(key.dropFirst("layer ".count)) ?? Int.max }
             groups.sort { (index($0.0), $0.0) < (index($1.0), $1.0) }
         }

@@ -7,7 +7,7 @@ extension Prune {
     /// that bucket gives the exact threshold. Ties at the threshold are removed in (tensor order,
     /// position) order: when only some of them go, a third pass counts them in the tensors that have
     /// keys in the bucket, in order, until the quota is met. Each tensor's pages are released after
-    /// each pass.
+    /// each pass (block-quantized tensors are dequantized for each pass).
     static func globalThresholds(_ input: Checkpoint, _ chosen: [Int], _ amount: Amount) throws -> [MagnitudeThreshold] {
         let total = chosen.reduce(0) { $0 + input.tensors[$1].elementCount }
         let k = amount.count(of: total)
@@ -15,9 +15,8 @@ extension Prune {
 
         func withSource<R>(_ slot: Int, _ body: (MagnitudeSource) -> R) throws -> R {
             let info = input.tensors[chosen[slot]]
-            let view = try input.view(at: chosen[slot])
             defer { input.release(info.name) }
-            return body(MagnitudeSource(bytes: view.bytes, dtype: info.type.dtype!, count: info.elementCount))
+            return try withMagnitudes(input.view(at: chosen[slot]), file: input.path, body)
         }
 
         var high = [Int](repeating: 0, count: KeyHistogram.buckets)

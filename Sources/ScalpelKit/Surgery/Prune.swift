@@ -1,9 +1,12 @@
 /// Magnitude pruning: the `prune` command's transform (torch.nn.utils.prune semantics, exact counts).
 ///
 /// Every method removes an exact number of elements chosen by magnitude, breaking ties by position
-/// (the lower index is removed first; in `global` scope, the earlier tensor in file order first).
+/// (the lower index is removed first; in `global` scope, the tensor listed first in the checkpoint
+/// first, as `Checkpoint.tensors` orders them).
 /// Elements that are already zero have the smallest magnitude, so they count toward the target, as in
-/// torch. Removed elements become +0 in the tensor's own dtype; nothing else changes.
+/// torch. Removed elements become +0 in the tensor's own dtype; nothing else changes. Block-quantized
+/// GGUF tensors are pruned on their dequantized values and re-quantized to their type (or written as F32
+/// when the output is not GGUF).
 public enum Prune {
     /// How much to remove.
     public enum Amount: Sendable, Equatable {
@@ -85,11 +88,12 @@ public enum Prune {
     public static func plan(_ input: Checkpoint, for destination: Destination, options: Options) throws -> (tensors: [OutputTensor], metadata: Metadata, ledger: PruneLedger) {
         var chosen: [Int] = []
         var skipped: [PruneLedger.Skipped] = []
+        let toGGUF = destination.kind == .gguf
         for (i, info) in input.tensors.enumerated() {
             if let reason = options.selection.exclusionReason(info) {
                 skipped.append(.init(name: info.name, reason: reason))
             } else {
-                try check(info, file: input.path, method: options.method)
+                try check(info, file: input.path, method: options.method, toGGUF: toGGUF)
                 chosen.append(i)
             }
         }
@@ -101,18 +105,78 @@ public enum Prune {
         } else { nil }
         let base = try Convert.plan(input, for: destination, options: .init())
         var tensors = base.tensors
-        let ledger = PruneLedger(method: options.method, tensors: chosen.map { input.tensors[$0] }, skipped: skipped)
+        let outputs = chosen.map { i -> TensorInfo in
+            var info = input.tensors[i]
+            info.type = outputType(info.type, toGGUF: toGGUF)
+            return info
+        }
+        let ledger = PruneLedger(method: options.method, tensors: outputs, skipped: skipped)
         for (slot, i) in chosen.enumerated() {
-            let info = input.tensors[i]
-            let view = try input.view(at: i)
-            let method = options.method
-            let threshold = global?[slot]
-            tensors[i] = OutputTensor(name: info.name, type: info.type, shape: info.shape, content: .compute { buf in
-                let source = MagnitudeSource(bytes: view.bytes, dtype: info.type.dtype!, count: info.elementCount)
-                ledger.record(slot, apply(method, to: source, shape: info.shape, threshold: threshold, into: buf))
-            }, onWritten: { input.release(info.name) })
+            tensors[i] = try prunedTensor(input, index: i, as: outputs[slot].type, method: options.method,
+                                          threshold: global?[slot], ledger: ledger, slot: slot)
         }
         return (tensors, base.metadata, ledger)
+    }
+
+    /// The type a pruned tensor is written as: its own, except that a ggml block type becomes F32 when
+    /// the output is not GGUF (dequantized, as `convert` does).
+    static func outputType(_ type: TensorType, toGGUF: Bool) -> TensorType {
+        if case .block = type, !toGGUF { return .plain(.f32) }
+        return type
+    }
+
+    /// The output tensor of a selected tensor. Block-quantized tensors are dequantized, pruned on the
+    /// dequantized values and, when `type` is the same block type, re-quantized with ggml's reference
+    /// quantizer (the achieved sparsity is then counted on the re-quantized values).
+    static func prunedTensor(_ input: Checkpoint, index i: Int, as type: TensorType, method: Method, threshold: MagnitudeThreshold?,
+                             ledger: PruneLedger, slot: Int) throws -> OutputTensor {
+        let info = input.tensors[i]
+        let view = try input.view(at: i)
+        return OutputTensor(name: info.name, type: type, shape: info.shape, content: .compute { buf in
+            try withMagnitudes(view, file: input.path) { source in
+                guard case .block(let g) = type else {
+                    ledger.record(slot, apply(method, to: source, shape: info.shape, threshold: threshold, into: buf))
+                    return
+                }
+                var pruned = [Float](repeating: 0, count: source.count)
+                var counts = pruned.withUnsafeMutableBytes { apply(method, to: source, shape: info.shape, threshold: threshold, into: $0) }
+                let error = try requantize(pruned, as: g, into: buf, counts: &counts, file: input.path, tensor: info.name)
+                ledger.record(slot, counts, requantization: PruneLedger.Requantization(type: g, error: error))
+            }
+        }, onWritten: { input.release(info.name) })
+    }
+
+    /// Quantizes pruned values to `type` into `out`; counts the zeros of the re-quantized values into
+    /// `counts.zerosAfter` and returns the re-quantization error.
+    static func requantize(_ pruned: [Float], as type: GGMLType, into out: UnsafeMutableRawBufferPointer, counts: inout PruneCounts,
+                           file: String, tensor: String) throws -> QuantError {
+        try pruned.withUnsafeBufferPointer { p in
+            do { try GGMLQuantize.quantize(type, p, into: out) } catch let ScalpelError.invalid(_, _, reason) {
+                throw ScalpelError.invalid(file: file, tensor: tensor, reason: "re-quantizing the pruned values to \(type.name): " + reason)
+            }
+            var back = [Float](repeating: 0, count: p.count)
+            try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(out), into: $0) }
+            counts.zerosAfter = back.reduce(0) { $0 + ($1 == 0 ? 1 : 0) }
+            return back.withUnsafeBufferPointer { QuantError.measure(original: p, reconstructed: $0) }
+        }
+    }
+
+    /// Calls `body` with the magnitudes of a tensor: its stored values, or for a ggml block type its
+    /// dequantized values (an f32 copy for the duration of the call).
+    static func withMagnitudes<R>(_ view: TensorView, file: String, _ body: (MagnitudeSource) throws -> R) throws -> R {
+        let n = view.info.elementCount
+        switch view.info.type {
+        case .plain(let d):
+            return try body(MagnitudeSource(bytes: view.bytes, dtype: d, count: n))
+        case .block(let g):
+            var values = [Float](repeating: 0, count: n)
+            do {
+                try values.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(g, view.bytes, into: $0) }
+            } catch let ScalpelError.invalid(_, _, reason) {
+                throw ScalpelError.invalid(file: file, tensor: view.info.name, reason: reason)
+            }
+            return try values.withUnsafeBytes { try body(MagnitudeSource(bytes: $0, dtype: .f32, count: n)) }
+        }
     }
 
     /// Prunes one tensor's values into `out` (same dtype and layout).
@@ -139,11 +203,13 @@ public enum Prune {
         shape.count >= 2 ? shape.dropFirst().reduce(1, *) : shape.reduce(1, *)
     }
 
-    /// Refuses tensors that cannot be pruned as asked.
-    static func check(_ info: TensorInfo, file: String, method: Method) throws {
+    /// Refuses tensors that cannot be pruned as asked (before anything is written).
+    static func check(_ info: TensorInfo, file: String, method: Method, toGGUF: Bool) throws {
         switch info.type {
-        case .block(let g):
-            throw ScalpelError.invalid(file: file, tensor: info.name, reason: "prune of quantized tensors needs re-quantization, which is not available yet (\(g.name)); leave it out with --skip")
+        case .block(let g) where !GGMLDequantize.supportedTypes.contains(g):
+            throw ScalpelError.invalid(file: file, tensor: info.name, reason: "prune of quantized tensors needs dequantization, and \(g.name) cannot be dequantized (supported: \(GGMLDequantize.supportedTypes.map(\.name).joined(separator: ", "))); leave it out with --skip")
+        case .block(let g) where toGGUF && !GGMLQuantize.supportedTypes.contains(g):
+            throw ScalpelError.invalid(file: file, tensor: info.name, reason: "prune of quantized tensors needs re-quantization, and Scalpel cannot quantize to \(g.name) (it re-quantizes \(GGMLQuantize.supportedTypes.map(\.name).joined(separator: ", "))); write a .safetensors output (dequantized to F32) or leave it out with --skip")
         case .plain(let d) where !MagnitudeSource.dtypes.contains(d):
             throw ScalpelError.invalid(file: file, tensor: info.name, reason: "cannot prune \(d.rawValue) values (only F32, F16, BF16 and F64)")
         default:

@@ -7,6 +7,8 @@ public struct PruneReport: Sendable {
         public var type: TensorType
         public var shape: [Int]
         public var counts: PruneCounts
+        /// Set for a block-quantized tensor re-quantized after pruning.
+        public var requantization: PruneLedger.Requantization?
     }
 
     public var method: Prune.Method
@@ -23,6 +25,9 @@ public struct PruneReport: Sendable {
         return t
     }
 
+    /// The re-quantizations, in tensor order.
+    var requantized: [PruneLedger.Requantization] { tensors.compactMap(\.requantization) }
+
     /// "2:4" for N:M, else nil.
     var patternText: String? {
         if case .pattern(let keep, let group) = method { return "\(keep):\(group)" }
@@ -30,11 +35,14 @@ public struct PruneReport: Sendable {
     }
 
     /// The `--json` / `--report` object. Keys: scope, pattern (null unless N:M), tensors (name, shape,
-    /// dtype, elements, target_sparsity, achieved_sparsity, zeroed, norm_removed_fraction), skipped
-    /// (name, reason) and total (tensors, elements, target_sparsity, achieved_sparsity, zeroed,
-    /// norm_removed_fraction). `zeroed` counts the elements in the mask (already-zero ones included);
-    /// `achieved_sparsity` is the zero fraction of the output; `norm_removed_fraction` is
-    /// ||w - w'|| / ||w|| over the finite values.
+    /// dtype, elements, target_sparsity, achieved_sparsity, zeroed, norm_removed_fraction,
+    /// requantized_to, requantization_relative_rmse), skipped (name, reason) and total (tensors,
+    /// elements, target_sparsity, achieved_sparsity, zeroed, norm_removed_fraction, requantized).
+    /// `zeroed` counts the elements in the mask (already-zero ones included); `achieved_sparsity` is
+    /// the zero fraction of the output (after re-quantization for re-quantized tensors);
+    /// `norm_removed_fraction` is ||w - w'|| / ||w|| over the finite values (of the dequantized values
+    /// for quantized inputs); `dtype` is the output's type; the two requantization keys are null unless
+    /// the tensor was block-quantized and re-quantized to its ggml type.
     public var json: JSONValue {
         let t = total
         return .object([
@@ -50,6 +58,8 @@ public struct PruneReport: Sendable {
                     ("achieved_sparsity", .double(e.counts.achievedSparsity)),
                     ("zeroed", .int(e.counts.zeroed)),
                     ("norm_removed_fraction", .double(e.counts.normRemovedFraction)),
+                    ("requantized_to", e.requantization.map { .string($0.type.name) } ?? .null),
+                    ("requantization_relative_rmse", e.requantization.map { .double($0.error.relativeRMSE) } ?? .null),
                 ])
             })),
             ("skipped", .array(skipped.map { .object([("name", .string($0.name)), ("reason", .string($0.reason))]) })),
@@ -60,6 +70,7 @@ public struct PruneReport: Sendable {
                 ("achieved_sparsity", .double(t.achievedSparsity)),
                 ("zeroed", .int(t.zeroed)),
                 ("norm_removed_fraction", .double(t.normRemovedFraction)),
+                ("requantized", .int(requantized.count)),
             ])),
         ])
     }
@@ -77,6 +88,11 @@ public struct PruneReport: Sendable {
         table.add(["total", "", "", percent(targetSparsity), percent(t.achievedSparsity),
                    Format.grouped(t.zeroed), percent(t.normRemovedFraction)])
         lines.append(table.render())
+        if let worst = requantized.map(\.error.relativeRMSE).max() {
+            let types = Set(requantized.map(\.type.name)).sorted().joined(separator: ", ")
+            lines.append("\(requantized.count) quantized tensors (\(types)) were dequantized, pruned and re-quantized to their type; "
+                         + "re-quantization relative RMSE up to \(Format.stat(worst))")
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -97,6 +97,10 @@ public enum FloatConversion {
         }
         let inBytes = from.byteCount(elements: 1) ?? 0
         let outBytes = to.bitWidth / 8
+        if from == .plain(.f32) {
+            try encode(src.bindMemory(to: Float.self), as: to, into: dst, tensor: tensor)
+            return
+        }
         if case .plain = from, inBytes > 0 {
             let s = UncheckedBox(src), o = UncheckedBox(dst)
             try parallelChunksThrowing(count: count, chunk: chunk) { r in

@@ -77,6 +77,12 @@ public struct Metadata: Sendable, Equatable {
         for (k, v) in entries { self[k] = v }
     }
 
+    /// Metadata from entries whose keys the caller has already checked to be unique (linear time, for
+    /// readers of large headers).
+    init(uniqueEntries entries: [(String, MetadataValue)]) {
+        self.entries = entries.map { (key: $0.0, value: $0.1) }
+    }
+
     public static func == (a: Metadata, b: Metadata) -> Bool {
         a.entries.count == b.entries.count && zip(a.entries, b.entries).allSatisfy { $0.key == $1.key && $0.value == $1.value }
     }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Dispatch
-import Foundation
 import ScalpelKit
 
 struct Prune: ScalpelCommand {
@@ -8,10 +7,10 @@ struct Prune: ScalpelCommand {
         abstract: "Zero the smallest-magnitude weights: per tensor, per row, globally, whole channels, or N:M.",
         discussion: """
         Exactly round_half_even(S * n) weights with the smallest |w| become 0 (torch.nn.utils.prune \
-        counts); ties go by position, the lower index first (in --scope global, the earlier tensor \
-        first). NaN counts as the largest magnitude. Weights that are already 0 count toward the target. \
-        Every dtype is kept (F16 stays F16). Applies to the 2-D linear weights; norms, biases, \
-        embeddings and the output head are copied unless selected.
+        counts); ties go by position, the lower index first (in --scope global, the tensor that \
+        inspect --tensors lists first goes first). NaN counts as the largest magnitude. Weights that \
+        are already 0 count toward the target. Every dtype is kept (F16 stays F16). Applies to the 2-D \
+        linear weights; norms, biases, embeddings and the output head are copied unless selected.
 
         Examples:
           scalpel prune model.safetensors pruned.safetensors.zst --sparsity 0.5
@@ -39,24 +38,8 @@ struct Prune: ScalpelCommand {
     @Option(help: "N:M semi-structured sparsity instead of --sparsity: keep the N largest |w| of every M consecutive weights along a row (e.g. 2:4).")
     var pattern: String?
 
-    @Option(help: "Only prune tensors matching this glob (repeatable).")
-    var only: [String] = []
-
-    @Option(help: "Never prune tensors matching this glob (repeatable).")
-    var skip: [String] = []
-
-    @Flag(help: "Also prune embedding tables.")
-    var includeEmbeddings = false
-
-    @Flag(help: "Also prune the output head.")
-    var includeHead = false
-
-    @Flag(help: "Print the summary as one JSON object.")
-    var json = false
-
-    @Option(help: "Also write the JSON summary to this file.")
-    var report: String?
-
+    @OptionGroup var selection: SelectionOptions
+    @OptionGroup var reportOptions: ReportOptions
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
@@ -77,21 +60,12 @@ struct Prune: ScalpelCommand {
         let ckpt = try CheckpointReader.open(input)
         let dest = try Destination(path: output, zstdLevel: outputOptions.zstdLevel)
         try dest.checkNotOverwriting([input])
-        if let report, [input, output].contains(where: { samePath($0, report) }) {
-            throw ScalpelError.invalid(file: report, tensor: nil, reason: "the report would overwrite the input or the output")
-        }
-        let selection = TensorSelection(includeEmbeddings: includeEmbeddings, includeHead: includeHead, only: only, skip: skip)
-        let plan = try ScalpelKit.Prune.plan(ckpt, for: dest, options: .init(method: method, selection: selection))
-        try dest.write(plan.tensors, metadata: plan.metadata, ggufAlignment: ckpt.alignment ?? 32)
+        try reportOptions.check(against: [input, output])
+        let plan = try ScalpelKit.Prune.plan(ckpt, for: dest, options: .init(method: method, selection: selection.selection))
+        let extras = dest.isFolder ? try ModelFolder(checkpointPath: input).extras(quantizationConfig: nil) : []
+        try dest.write(plan.tensors, metadata: plan.metadata, ggufAlignment: ckpt.alignment ?? 32, extras: extras)
         let summary = plan.ledger.report
-        let text = JSONWriter.string(summary.json, style: .pretty)
-        if let report { try writeText(text + "\n", to: report) }
-        if json {
-            print(text)
-        } else {
-            say(summary.text)
-            say(String(format: "wrote \(output) in %.2f s", seconds(since: start)))
-        }
+        try reportOptions.emit(text: summary.text + "\nwrote \(output) in " + Format.fixed(seconds(since: start), 2) + " s", json: summary.json)
     }
 
     /// The method the flags ask for (after `validate`).
@@ -112,21 +86,6 @@ struct Prune: ScalpelCommand {
         guard parts.count == 2, let n = Int(parts[0]), let m = Int(parts[1]),
               n > 0, n < m, m <= PatternMask.maxGroup else { return nil }
         return (n, m)
-    }
-
-    /// True when two paths name the same file.
-    func samePath(_ a: String, _ b: String) -> Bool {
-        func resolved(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
-        return resolved(a) == resolved(b)
-    }
-
-    /// Writes a small text file (the JSON report).
-    func writeText(_ text: String, to path: String) throws {
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw ScalpelError.io(file: path, reason: "cannot write the report: \(error.localizedDescription)")
-        }
     }
 }
 

@@ -80,6 +80,9 @@ public struct GGMLType: Sendable, Hashable {
     public static let q5_0 = GGMLType(id: 6)!
     public static let q5_1 = GGMLType(id: 7)!
     public static let q8_0 = GGMLType(id: 8)!
+    public static let q4_K = GGMLType(id: 12)!
+    public static let q5_K = GGMLType(id: 13)!
+    public static let q6_K = GGMLType(id: 14)!
     public static let bf16 = GGMLType(id: 30)!
 
     /// The safetensors dtype with the same meaning, for the plain (one element per block) types.

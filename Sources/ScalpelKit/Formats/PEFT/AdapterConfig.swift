@@ -14,6 +14,8 @@ public struct AdapterConfig: Sendable {
     public var useRSLoRA: Bool
     public var useDoRA: Bool
     public var fanInFanOut: Bool
+    /// `lora_bias`: `lora_B` carries a bias, merged as `bias += scaling * lora_B.bias`.
+    public var loraBias: Bool
     /// Per-module rank overrides: regex key -> rank.
     public var rankPattern: [(String, Int)]
     /// Per-module alpha overrides: regex key -> alpha.
@@ -37,6 +39,7 @@ public struct AdapterConfig: Sendable {
         useRSLoRA = json["use_rslora"]?.boolValue ?? false
         useDoRA = json["use_dora"]?.boolValue ?? false
         fanInFanOut = json["fan_in_fan_out"]?.boolValue ?? false
+        loraBias = json["lora_bias"]?.boolValue ?? false
         rankPattern = (json["rank_pattern"]?.objectValue ?? []).compactMap { k, v in v.intValue.map { (k, $0) } }
         alphaPattern = (json["alpha_pattern"]?.objectValue ?? []).compactMap { k, v in v.doubleValue.map { (k, $0) } }
         modulesToSave = (json["modules_to_save"]?.arrayValue ?? []).compactMap(\.stringValue)

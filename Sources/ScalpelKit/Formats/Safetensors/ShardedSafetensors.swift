@@ -72,9 +72,12 @@ public enum ShardedSafetensors {
 
     /// Writes `tensors` into `folder` as shards of at most `shardBytes` of tensor data each (a tensor
     /// larger than that gets a shard of its own), named `model-00001-of-0000N.safetensors`, plus
-    /// `model.safetensors.index.json`. Tensors keep their given order across shards. The folder is
-    /// built under a temporary name and renamed into place; it must not exist yet.
-    public static func write(_ tensors: [OutputTensor], metadata: Metadata, to folder: String, shardBytes: Int) throws {
+    /// `model.safetensors.index.json`; when everything fits one shard, one `model.safetensors` and no
+    /// index, as Hugging Face's `save_pretrained` does. Tensors keep their given order across shards.
+    /// `extras` (config, tokenizer...) are placed next to them. The folder is built under a temporary
+    /// name and renamed into place; it must not exist yet.
+    public static func write(_ tensors: [OutputTensor], metadata: Metadata, to folder: String, shardBytes: Int,
+                             extras: [FolderExtra] = []) throws {
         var groups: [[OutputTensor]] = []
         var current: [OutputTensor] = []
         var size = 0
@@ -92,6 +95,12 @@ public enum ShardedSafetensors {
         let temp = try TemporaryFolder(finalPath: folder)
         var weightMap: [(String, JSONValue)] = []
         var totalSize = 0
+        for extra in extras { try extra.place(in: temp.path) }
+        if groups.count == 1 {
+            try SafetensorsWriter.write(groups[0], metadata: metadata, to: temp.path + "/model.safetensors")
+            try temp.commit()
+            return
+        }
         for (k, group) in groups.enumerated() {
             let name = String(format: "model-%05d-of-%05d.safetensors", k + 1, groups.count)
             try SafetensorsWriter.write(group, metadata: metadata, to: temp.path + "/" + name)
@@ -107,23 +116,4 @@ public enum ShardedSafetensors {
         try writeTextFile(JSONWriter.string(index, style: .pretty) + "\n", to: temp.path + "/model.safetensors.index.json")
         try temp.commit()
     }
-}
-
-/// Reads a small text file (configs, indexes) whole.
-func readSmallFile(_ path: String, limit: Int = 64 << 20) throws -> String {
-    let file = try MappedFile(path: path)
-    guard file.bytes.count <= limit else {
-        throw ScalpelError.malformed(file: path, tensor: nil, reason: "file is larger than \(limit) bytes")
-    }
-    guard let s = String(validating: file.bytes, as: UTF8.self) else {
-        throw ScalpelError.malformed(file: path, tensor: nil, reason: "not valid UTF-8")
-    }
-    return s
-}
-
-/// Writes a text file atomically.
-func writeTextFile(_ text: String, to path: String) throws {
-    let out = try OutputFile(path: path)
-    try out.write(Array(text.utf8))
-    try out.commit()
 }

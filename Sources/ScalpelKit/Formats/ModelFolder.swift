@@ -1,0 +1,65 @@
+import Foundation
+
+/// The non-weight files of a Hugging Face model folder (config.json, tokenizer files...), which commands
+/// that write a model folder carry over.
+public struct ModelFolder: Sendable {
+    /// Files (names) of the folder that are not weights.
+    public var companionFiles: [String]
+    public let folder: String
+
+    /// The companions of the folder holding `checkpointPath` (the path itself when it is a folder); an
+    /// empty list when the checkpoint is a lone file.
+    public init(checkpointPath: String) {
+        var isDir: ObjCBool = false
+        FileManager.default.fileExists(atPath: checkpointPath, isDirectory: &isDir)
+        let folder = isDir.boolValue ? checkpointPath : (checkpointPath as NSString).deletingLastPathComponent
+        self.folder = folder
+        guard isDir.boolValue || checkpointPath.hasSuffix(".index.json") else { companionFiles = []; return }
+        let weightSuffixes = [".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth",
+                              ".gguf", ".zst", ".ckpt", ".h5", ".msgpack", ".onnx"]
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        companionFiles = names.filter { name in
+            var d: ObjCBool = false
+            FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &d)
+            return !d.boolValue && !name.hasPrefix(".") && !weightSuffixes.contains(where: { name.hasSuffix($0) })
+        }.sorted()
+    }
+
+    /// The files to put next to the output weights: the companions as they are, except config.json,
+    /// which gets `quantization_config` set (or removed when nil and `dropQuantization`).
+    public func extras(quantizationConfig: JSONValue?, dropQuantization: Bool = false) throws -> [FolderExtra] {
+        try companionFiles.map { name in
+            let path = folder + "/" + name
+            if name == "config.json", quantizationConfig != nil || dropQuantization {
+                var json = try JSONParser.parse(try readSmallFile(path))
+                if let q = quantizationConfig {
+                    json = json.setting("quantization_config", to: q)
+                } else if case .object(let pairs) = json {
+                    json = .object(pairs.filter { $0.0 != "quantization_config" })
+                }
+                return .write(name: name, contents: Array((JSONWriter.string(json, style: .pretty) + "\n").utf8))
+            }
+            return .copy(name: name, from: path)
+        }
+    }
+}
+
+/// A file to place in an output folder next to the weights.
+public enum FolderExtra: Sendable {
+    case copy(name: String, from: String)
+    case write(name: String, contents: [UInt8])
+
+    /// Places the file into `folder`.
+    func place(in folder: String) throws {
+        switch self {
+        case .copy(let name, let from):
+            do { try FileManager.default.copyItem(atPath: from, toPath: folder + "/" + name) } catch {
+                throw ScalpelError.io(file: from, reason: "cannot copy into the output folder: \(error.localizedDescription)")
+            }
+        case .write(let name, let contents):
+            let out = try OutputFile(path: folder + "/" + name)
+            try out.write(contents)
+            try out.commit()
+        }
+    }
+}

@@ -1,0 +1,95 @@
+/// Output tensors in the layouts bitsandbytes and transformers save 4-bit and 8-bit Linear weights in.
+enum BitsandbytesOutputs {
+    /// `P.weight` (U8 codes `[(n+1)/2, 1]`), `P.weight.absmax` (F32, or U8 codes with double
+    /// quantization plus `P.weight.nested_absmax` F32 and `P.weight.nested_quant_map` F32 [256]),
+    /// `P.weight.quant_map` (F32 [16]) and `P.weight.quant_state.bitsandbytes__KIND` (U8: the JSON).
+    ///
+    /// The tensor is quantized while planning (the quant state JSON holds the nested offset, and the
+    /// header must be known before data); codes are kept for writing while they fit the cache budget,
+    /// else quantized again when written.
+    static func fourBit(_ source: SourceTensor, kind: FourBitKind, options: Quantize.Options, report: QuantizeReport,
+                        result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
+        let info = source.info
+        let name = info.name
+        let quantize = { (values: [Float]) throws -> FourBitQuantized in
+            try values.withUnsafeBufferPointer {
+                try FourBit.quantize($0, kind: kind, blockSize: options.blockSize, doubleQuant: options.doubleQuant)
+            }
+        }
+        let values = try source.values()
+        let q = try quantize(values)
+        var back = [Float](repeating: 0, count: values.count)
+        back.withUnsafeMutableBufferPointer { FourBit.dequantize(q, into: $0) }
+        let state = try FourBitQuantState.json(for: q, dtype: source.floatDType, shape: info.shape)
+        cache.keep(q.codes, bytes: q.codes.count, for: name)
+        source.release()
+
+        var outputs: [OutputTensor] = [
+            OutputTensor(name: name, type: .plain(.u8), shape: [q.codes.count, 1], content: .compute { buf in
+                let codes = try cache.take(name, as: [UInt8].self) ?? quantize(try source.values()).codes
+                buf.copyBytes(from: codes)
+            }, onWritten: source.release),
+            constant(name + ".quant_map", kind.quantMap),
+            bytes(name + "." + FourBitQuantState.tensorSuffix(kind), state),
+        ]
+        if let nested = q.nested {
+            outputs += [bytes(name + ".absmax", nested.codes), constant(name + ".nested_absmax", nested.absmax),
+                        constant(name + ".nested_quant_map", NestedAbsmax.quantMap)]
+        } else {
+            outputs.append(constant(name + ".absmax", q.absmax))
+        }
+        var r = result
+        r.to = kind.rawValue.uppercased()
+        r.bytesAfter = outputs.reduce(0) { $0 + $1.byteCount }
+        r.note = note
+        report.record(r)
+        QuantizedOutputs.record(values, back, name: name, report: report)
+        return outputs
+    }
+
+    /// LLM.int8: `P.weight` (I8 `[out, in]`), `P.SCB` (F32 `[out]`) and `P.weight_format` (U8 scalar 0,
+    /// row-major). Weights are rounded to F16 first, as bitsandbytes' Int8Params does.
+    static func int8(_ source: SourceTensor, report: QuantizeReport, result: TensorQuantResult, note: String?,
+                     cache: SideCache) throws -> [OutputTensor] {
+        let info = source.info
+        guard info.name.hasSuffix(".weight"), info.shape.count == 2 else {
+            throw ScalpelError.invalid(file: source.checkpoint.path, tensor: info.name, reason: "LLM.int8 quantizes 2-D *.weight tensors only")
+        }
+        let rows = info.shape[0], columns = info.shape[1]
+        let prefix = String(info.name.dropLast(".weight".count))
+        let quantize = { (values: [Float]) in values.withUnsafeBufferPointer { BnbInt8.quantize($0, rows: rows, columns: columns) } }
+        let values = try source.values()
+        let q = quantize(values)
+        var back = [Float](repeating: 0, count: values.count)
+        back.withUnsafeMutableBufferPointer { BnbInt8.dequantize(q, into: $0) }
+        cache.keep(q.cb, bytes: q.cb.count, for: info.name)
+        source.release()
+        let outputs = [
+            OutputTensor(name: info.name, type: .plain(.i8), shape: [rows, columns], content: .compute { buf in
+                let cb = try cache.take(info.name, as: [Int8].self) ?? quantize(try source.values()).cb
+                cb.withUnsafeBytes { buf.copyMemory(from: $0) }
+            }, onWritten: source.release),
+            constant(prefix + ".SCB", q.scb),
+            OutputTensor(name: prefix + ".weight_format", type: .plain(.u8), shape: [], content: .compute { $0[0] = 0 }),
+        ]
+        var r = result
+        r.to = "INT8"
+        r.bytesAfter = outputs.reduce(0) { $0 + $1.byteCount }
+        r.note = note
+        report.record(r)
+        QuantizedOutputs.record(values, back, name: info.name, report: report)
+        return outputs
+    }
+
+    /// An F32 tensor of fixed values.
+    static func constant(_ name: String, _ values: [Float]) -> OutputTensor {
+        OutputTensor(name: name, type: .plain(.f32), shape: [values.count], content: .compute { buf in
+            values.withUnsafeBytes { buf.copyMemory(from: $0) }
+        })
+    }
+
+    /// A U8 tensor of fixed bytes.
+    static func bytes(_ name: String, _ values: [UInt8]) -> OutputTensor {
+        OutputTensor(name: name, type: .plain(.u8), shape: [values.count], content: .compute { $0.copyBytes(from: values) })
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+
+/// How far a reconstructed (dequantized) tensor is from its original.
+public struct QuantError: Sendable, Equatable {
+    /// Number of elements compared.
+    public var count: Int
+    /// Σ x², the energy of the original (f64).
+    public var signalEnergy: Double
+    /// Σ (x - y)², the energy of the error (f64).
+    public var errorEnergy: Double
+    /// max |x - y|.
+    public var maxAbsError: Double
+
+    public init(count: Int, signalEnergy: Double, errorEnergy: Double, maxAbsError: Double) {
+        self.count = count
+        self.signalEnergy = signalEnergy
+        self.errorEnergy = errorEnergy
+        self.maxAbsError = maxAbsError
+    }
+
+    /// Relative RMSE `sqrt(Σ(x - y)² / Σx²)`: 0 when identical; NaN for an all-zero original (0/0),
+    /// infinity when only the original is all zero.
+    public var relativeRMSE: Double { (errorEnergy / signalEnergy).squareRoot() }
+
+    /// Signal-to-quantization-noise ratio in dB, `10 log10(Σx² / Σ(x - y)²)` = `-20 log10(relativeRMSE)`:
+    /// +infinity when identical.
+    public var sqnrDB: Double { 10 * log10(signalEnergy / errorEnergy) }
+
+    /// Compares `original` with `reconstructed` (same count). The differences are taken in f32 and
+    /// squared and summed in f64 with SIMD lanes over fixed chunks, so the result does not depend on the
+    /// thread count. NaN in either input makes the energies NaN.
+    public static func measure(original: UnsafeBufferPointer<Float>, reconstructed: UnsafeBufferPointer<Float>) -> QuantError {
+        precondition(original.count == reconstructed.count, "QuantError: \(original.count) vs \(reconstructed.count) values")
+        let n = original.count
+        guard n > 0 else { return QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0) }
+        let chunk = 1 << 16
+        let chunks = (n + chunk - 1) / chunk
+        // Three partial results per chunk: Σx², Σ(x-y)², max|x-y|.
+        var partial = [Double](repeating: 0, count: 3 * chunks)
+        let io = UncheckedBox((original.baseAddress!, reconstructed.baseAddress!))
+        partial.withUnsafeMutableBufferPointer { out in
+            let sink = UncheckedBox(out.baseAddress!)
+            parallelChunks(count: n, chunk: chunk) { range in
+                let p = sums(io.value.0 + range.lowerBound, io.value.1 + range.lowerBound, range.count)
+                let at = sink.value + 3 * (range.lowerBound / chunk)
+                at[0] = p.signal
+                at[1] = p.error
+                at[2] = p.maxAbs
+            }
+        }
+        var signal = 0.0, error = 0.0, maxAbs = 0.0
+        for c in 0..<chunks {
+            signal += partial[3 * c]
+            error += partial[3 * c + 1]
+            let m = partial[3 * c + 2]
+            maxAbs = m.isNaN || maxAbs.isNaN ? .nan : max(maxAbs, m)
+        }
+        return QuantError(count: n, signalEnergy: signal, errorEnergy: error, maxAbsError: maxAbs)
+    }
+
+    /// Lane-wise f32 -> f64 (spelled out: the generic SIMD conversion is slow and unspecialized).
+    @inline(__always)
+    private static func widen(_ v: SIMD8<Float>) -> SIMD8<Double> {
+        SIMD8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
+    }
+
+    /// Σx², Σ(x-y)² and max|x-y| over `count` values, in f64 lanes.
+    private static func sums(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ count: Int)
+        -> (signal: Double, error: Double, maxAbs: Double) {
+        var signal = SIMD8<Double>(), error = SIMD8<Double>()
+        var maxBits = SIMD8<Int32>()  // max |x - y| as sign-cleared bit patterns: a NaN wins
+        var i = 0
+        while i + 8 <= count {
+            let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+            let d = a - b
+            let ad = widen(a), dd = widen(d)
+            signal += ad * ad
+            error += dd * dd
+            let bits = unsafeBitCast(d, to: SIMD8<Int32>.self) & 0x7fff_ffff
+            let greater = (bits .> maxBits)._storage
+            maxBits = (bits & greater) | (maxBits & ~greater)
+            i += 8
+        }
+        var s = signal.sum(), e = error.sum()
+        var m = Double(Float(bitPattern: UInt32(maxBits.max())))
+        while i < count {
+            let d = x[i] - y[i]
+            s += Double(x[i]) * Double(x[i])
+            e += Double(d) * Double(d)
+            m = d.isNaN ? .nan : max(m, Double(abs(d)))
+            i += 1
+        }
+        return (s, e, m)
+    }
+}

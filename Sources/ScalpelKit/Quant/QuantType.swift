@@ -1,0 +1,57 @@
+/// A quantization target as named on the command line (`--type`).
+public enum QuantType: String, CaseIterable, Sendable {
+    case q8_0, q4_0, q4_1, q5_0, q5_1
+    case f32, f16, bf16
+    case nf4, fp4, int8, int4
+
+    /// The file layout a type is written in.
+    public enum Family: String, Sendable {
+        /// A GGUF file with ggml block types.
+        case gguf
+        /// bitsandbytes 4-bit (NF4/FP4) safetensors layout.
+        case bitsandbytes4
+        /// bitsandbytes LLM.int8 safetensors layout.
+        case bitsandbytes8
+        /// compressed-tensors `pack-quantized` safetensors layout.
+        case compressedTensors = "compressed-tensors"
+        /// Plain float tensors (no quantization).
+        case plain
+    }
+
+    /// The ggml block type, for the GGUF types.
+    public var ggmlType: GGMLType? {
+        switch self {
+        case .q8_0: return .q8_0
+        case .q4_0: return .q4_0
+        case .q4_1: return .q4_1
+        case .q5_0: return .q5_0
+        case .q5_1: return .q5_1
+        default: return nil
+        }
+    }
+
+    /// The plain dtype, for f32, f16, bf16.
+    public var plainDType: DType? {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        default: return nil
+        }
+    }
+
+    /// GGUF `general.file_type` when this is the model's main type.
+    public var ggufFileType: UInt32? {
+        switch self {
+        case .f32: return 0
+        case .f16: return 1
+        case .q4_0: return 2
+        case .q4_1: return 3
+        case .q8_0: return 7
+        case .q5_0: return 8
+        case .q5_1: return 9
+        case .bf16: return 32
+        default: return nil
+        }
+    }
+}

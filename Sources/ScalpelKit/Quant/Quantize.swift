@@ -1,0 +1,198 @@
+import Foundation
+
+/// The `quantize` command's transform: which tensors become which type, and in what file layout.
+public enum Quantize {
+    /// How `--type int8` is laid out.
+    public enum Int8Format: String, Sendable, CaseIterable {
+        /// bitsandbytes LLM.int8 (`weight` I8, `SCB`, `weight_format`).
+        case bitsandbytes
+        /// compressed-tensors `pack-quantized`, per-channel W8A16.
+        case compressedTensors = "compressed-tensors"
+    }
+
+    public struct Options: Sendable {
+        public var type: QuantType
+        /// bitsandbytes 4-bit block size (32...4096, power of two).
+        public var blockSize = 64
+        /// bitsandbytes double quantization of the 4-bit absmax.
+        public var doubleQuant = false
+        /// compressed-tensors int4 group size.
+        public var groupSize = 128
+        /// compressed-tensors asymmetric (zero point) quantization.
+        public var asymmetric = false
+        public var int8Format = Int8Format.bitsandbytes
+        public var selection = TensorSelection()
+        /// `--type-for GLOB=TYPE` rules; the last matching rule wins, for any tensor.
+        public var typeFor: [(glob: String, type: QuantType)] = []
+        /// Quantize tensors holding NaN or Inf instead of failing.
+        public var allowNonfinite = false
+
+        public init(type: QuantType) { self.type = type }
+    }
+
+    /// The planned output: tensors to write, metadata, the report (filled in while writing), and for
+    /// Hugging Face folder outputs the `quantization_config` to put in config.json.
+    public struct Plan {
+        public var tensors: [OutputTensor]
+        public var metadata: Metadata
+        public var report: QuantizeReport
+        public var quantizationConfig: JSONValue?
+    }
+
+    /// The layout family of the main type.
+    public static func family(_ options: Options) -> QuantType.Family {
+        switch options.type {
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1: return .gguf
+        case .f32, .f16, .bf16: return .plain
+        case .nf4, .fp4: return .bitsandbytes4
+        case .int8: return options.int8Format == .bitsandbytes ? .bitsandbytes8 : .compressedTensors
+        case .int4: return .compressedTensors
+        }
+    }
+
+    /// Plans quantizing `input` for `destination`.
+    /// - Throws: `ScalpelError.invalid` when the layout does not fit the destination (GGUF types need a
+    ///   `.gguf` output; the safetensors layouts a safetensors file or folder), or a `--type-for` type
+    ///   belongs to another layout.
+    public static func plan(_ input: Checkpoint, for destination: Destination, options: Options) throws -> Plan {
+        let family = family(options)
+        let toGGUF = destination.kind == .gguf
+        if family == .gguf && !toGGUF {
+            throw ScalpelError.invalid(file: destination.path, tensor: nil, reason: "--type \(options.type.rawValue) writes GGUF: the output must end in .gguf")
+        }
+        if (family != .gguf && family != .plain) && toGGUF {
+            throw ScalpelError.invalid(file: destination.path, tensor: nil, reason: "--type \(options.type.rawValue) writes a \(family.rawValue) safetensors layout: the output must be .safetensors or a folder")
+        }
+        for rule in options.typeFor {
+            let f = Quantize.family(Options(type: rule.type, int8Format: options.int8Format))
+            guard f == family || f == .plain || (f == .gguf && toGGUF) else {
+                throw ScalpelError.invalid(file: destination.path, tensor: nil, reason: "--type-for \(rule.glob)=\(rule.type.rawValue) mixes the \(f.rawValue) layout into a \(family.rawValue) output")
+            }
+        }
+        let layoutName = family == .plain ? (toGGUF ? "gguf" : "safetensors") : family.rawValue
+        let report = QuantizeReport(type: options.type.rawValue, layout: layoutName)
+        var outputs: [OutputTensor] = []
+        let cache = SideCache(budgetBytes: 256 << 20)
+        for logical in try LogicalTensors.resolve(input) {
+            let source = SourceTensor(checkpoint: input, logical: logical, allowNonfinite: options.allowNonfinite)
+            let target = targetType(for: source.info, options: options)
+            outputs += try QuantizedOutputs.make(source, target: target, options: options, toGGUF: toGGUF, report: report, cache: cache)
+        }
+        var metadata = Convert.metadata(input, toGGUF: toGGUF, outputs: outputs, options: .init())
+        if toGGUF {
+            if let ft = options.type.ggufFileType { metadata["general.file_type"] = .uint32(ft) }
+            if outputs.contains(where: { if case .block = $0.type { return true }; return false }) {
+                metadata["general.quantization_version"] = .uint32(2)
+            }
+        }
+        return Plan(tensors: outputs, metadata: metadata, report: report,
+                    quantizationConfig: QuantizationConfig.json(family: family, options: options, report: report))
+    }
+
+    /// The type a tensor is quantized to, or nil to keep it: the last matching `--type-for` rule, else
+    /// `--type` for selected tensors.
+    static func targetType(for t: TensorInfo, options: Options) -> QuantType? {
+        if let rule = options.typeFor.last(where: { globMatches($0.glob, t.name) }) { return rule.type }
+        return options.selection.selects(t) ? options.type : nil
+    }
+}
+
+extension Quantize.Options {
+    init(type: QuantType, int8Format: Quantize.Int8Format) {
+        self.init(type: type)
+        self.int8Format = int8Format
+    }
+}
+
+/// One input tensor (a logical tensor: a quantized weight may span several file tensors) and how to
+/// get its values as f32.
+struct SourceTensor: @unchecked Sendable {
+    let checkpoint: Checkpoint
+    let logical: LogicalTensor
+    let allowNonfinite: Bool
+
+    /// The description used for selection and reports (type: the file type of a one-part tensor).
+    var info: TensorInfo {
+        let type = logical.fileIndex.map { checkpoint.tensors[$0].type } ?? .plain(.u8)
+        return TensorInfo(name: logical.name, type: type, shape: logical.shape, byteCount: logical.storedBytes)
+    }
+
+    /// The ggml block type of a one-part block-quantized tensor.
+    var blockType: GGMLType? {
+        if let i = logical.fileIndex, case .block(let g) = checkpoint.tensors[i].type { return g }
+        return nil
+    }
+
+    /// True when the values can be computed on (floats, ggml blocks, quantized layouts).
+    var isNumeric: Bool {
+        logical.isQuantized || (logical.fileIndex.flatMap { checkpoint.tensors[$0].type.dtype }?.isComputableFloat ?? false)
+    }
+
+    /// The dtype quantized layouts record as the model's compute dtype (BF16/F16/F32; F32 otherwise).
+    var floatDType: DType {
+        if let d = logical.originalDType, d == .f16 || d == .bf16 || d == .f32 { return d }
+        return .f32
+    }
+
+    /// The values as f32.
+    /// - Throws: when a value is NaN or infinite (unless allowed), naming the tensor.
+    func values() throws -> [Float] {
+        let v = try logical.decode()
+        if !allowNonfinite {
+            let bad = v.withUnsafeBufferPointer { NonFinite.count($0) }
+            if bad > 0 {
+                throw ScalpelError.invalid(file: checkpoint.path, tensor: logical.name,
+                                           reason: "has \(bad) NaN or infinite values (--allow-nonfinite quantizes it anyway)")
+            }
+        }
+        return v
+    }
+
+    /// The file tensors as they are (for tensors that are kept).
+    func copies() throws -> [OutputTensor] {
+        try logical.parts.map { part in OutputTensor(copying: try checkpoint.view(part), onWritten: { checkpoint.release(part) }) }
+    }
+
+    /// Lets the kernel drop the input's pages.
+    func release() { for p in logical.parts { checkpoint.release(p) } }
+}
+
+/// Counting non-finite values quickly.
+enum NonFinite {
+    /// Number of NaN and ±Inf values.
+    static func count(_ x: UnsafeBufferPointer<Float>) -> Int {
+        var total = 0
+        let bits = UnsafeRawBufferPointer(x).bindMemory(to: UInt32.self)
+        for b in bits where b & 0x7F80_0000 == 0x7F80_0000 { total += 1 }
+        return total
+    }
+}
+
+/// Small per-tensor results computed while planning (scales, quant state), kept until written, plus
+/// the large results (codes) while they fit a memory budget, so a tensor is quantized once when it
+/// can be and twice (plan, then write) when memory is short.
+final class SideCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var large: [String: Any] = [:]
+    private var budget: Int
+
+    init(budgetBytes: Int) { budget = budgetBytes }
+
+    /// Keeps `value` (of about `bytes`) for `key` if the budget allows; returns whether it was kept.
+    @discardableResult
+    func keep(_ value: Any, bytes: Int, for key: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard bytes <= budget else { return false }
+        budget -= bytes
+        large[key] = (value, bytes)
+        return true
+    }
+
+    /// Removes and returns the value kept for `key`.
+    func take<T>(_ key: String, as: T.Type) -> T? {
+        lock.lock(); defer { lock.unlock() }
+        guard let (value, bytes) = large.removeValue(forKey: key) as? (Any, Int) else { return nil }
+        budget += bytes
+        return value as? T
+    }
+}

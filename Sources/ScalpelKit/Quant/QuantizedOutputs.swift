@@ -1,0 +1,122 @@
+/// Turns one input tensor into the output tensors of its target type and layout, recording what
+/// happened in the report.
+enum QuantizedOutputs {
+    static func make(_ source: SourceTensor, target: QuantType?, options: Quantize.Options, toGGUF: Bool,
+                     report: QuantizeReport, cache: SideCache) throws -> [OutputTensor] {
+        let info = source.info
+        let base = TensorQuantResult(name: info.name, shape: info.shape, from: source.logical.storage, to: source.logical.storage,
+                                     parameters: info.elementCount, bytesBefore: info.byteCount, bytesAfter: info.byteCount)
+        guard let target, source.isNumeric else {
+            var r = base
+            if target != nil { r.note = "not a float tensor: kept" }
+            return try kept(source, toGGUF: toGGUF, report: report, result: r)
+        }
+        var note: String? = nil
+        if source.logical.isQuantized {
+            if let g = source.blockType, g == target.ggmlType {
+                var r = base
+                r.note = "already \(g.name): copied unchanged"
+                report.record(r)
+                return try source.copies()
+            }
+            note = "was \(source.logical.storage): dequantized first"
+        }
+        if let plain = target.plainDType {
+            return [cast(source, to: plain, report: report, result: base, note: note)]
+        }
+        if let g = target.ggmlType {
+            let rowLength = info.shape.last ?? 1
+            guard rowLength % g.blockSize == 0 else {
+                var r = base
+                r.note = "row length \(rowLength) is not a multiple of \(g.blockSize): written as F16"
+                return [cast(source, to: .f16, report: report, result: r, note: nil)]
+            }
+            return [ggml(source, type: g, report: report, result: base, note: note)]
+        }
+        switch target {
+        case .nf4, .fp4:
+            return try BitsandbytesOutputs.fourBit(source, kind: target == .nf4 ? .nf4 : .fp4, options: options, report: report,
+                                                   result: base, note: note, cache: cache)
+        case .int8 where options.int8Format == .bitsandbytes:
+            return try BitsandbytesOutputs.int8(source, report: report, result: base, note: note, cache: cache)
+        case .int8, .int4:
+            let bits = target == .int4 ? 4 : 8
+            let columns = info.shape.last ?? 1
+            let strategy: CompressedTensors.Strategy = bits == 8 ? .channel : .group(options.groupSize)
+            if bits == 4 && columns % options.groupSize != 0 {
+                var r = base
+                r.note = "\(columns) input features are not a multiple of the group size \(options.groupSize): kept"
+                return try kept(source, toGGUF: false, report: report, result: r)
+            }
+            return try CompressedTensorsOutputs.make(source, bits: bits, strategy: strategy, symmetric: !options.asymmetric,
+                                                     report: report, result: base, note: note, cache: cache)
+        default:
+            preconditionFailure("every QuantType is handled above")
+        }
+    }
+
+    /// An unquantized tensor: copied, except that in GGUF outputs 1-D float tensors (norms, biases) are
+    /// written as F32, as llama.cpp does, and a layout the output cannot hold (ggml blocks in
+    /// safetensors, bitsandbytes or compressed-tensors weights in GGUF) is dequantized to its original
+    /// float dtype (F32 for ggml blocks).
+    static func kept(_ source: SourceTensor, toGGUF: Bool, report: QuantizeReport, result: TensorQuantResult) throws -> [OutputTensor] {
+        let info = source.info
+        if toGGUF, info.shape.count <= 1, let d = info.type.dtype, d.isComputableFloat, d != .f32 {
+            return [cast(source, to: .f32, report: report, result: result, note: result.note, measured: false)]
+        }
+        if source.logical.isQuantized && (toGGUF == (source.blockType == nil)) {
+            var r = result
+            let dtype = source.blockType == nil ? source.floatDType : .f32
+            r.note = "\(source.logical.storage) cannot be stored in this output: dequantized to \(dtype.rawValue)"
+            return [cast(source, to: dtype, report: report, result: r, note: r.note, measured: false)]
+        }
+        report.record(result)
+        return try source.copies()
+    }
+
+    /// A float cast (f32/f16/bf16 targets and fallbacks), measured unless `measured` is false.
+    static func cast(_ source: SourceTensor, to dtype: DType, report: QuantizeReport, result: TensorQuantResult,
+                     note: String?, measured: Bool = true) -> OutputTensor {
+        var r = result
+        r.to = dtype.rawValue
+        r.bytesAfter = TensorType.plain(dtype).byteCount(elements: result.parameters) ?? 0
+        if let note { r.note = note }
+        report.record(r)
+        return OutputTensor(name: r.name, type: .plain(dtype), shape: r.shape, content: .compute { buf in
+            let values = try source.values()
+            try values.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: r.name) }
+            if measured && dtype != .f32 {
+                var back = [Float](repeating: 0, count: values.count)
+                try back.withUnsafeMutableBufferPointer { try FloatConversion.decode(.plain(dtype), UnsafeRawBufferPointer(buf), into: $0) }
+                record(values, back, name: r.name, report: report)
+            }
+        }, onWritten: source.release)
+    }
+
+    /// A ggml block type, bit-identical to ggml's reference quantizer.
+    static func ggml(_ source: SourceTensor, type: GGMLType, report: QuantizeReport, result: TensorQuantResult, note: String?) -> OutputTensor {
+        var r = result
+        r.to = type.name
+        r.bytesAfter = TensorType.block(type).byteCount(elements: r.parameters) ?? 0
+        r.note = note
+        report.record(r)
+        return OutputTensor(name: r.name, type: .block(type), shape: r.shape, content: .compute { buf in
+            let values = try source.values()
+            do { try values.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, $0, into: buf) } } catch let ScalpelError.invalid(_, _, reason) {
+                throw ScalpelError.invalid(file: source.checkpoint.path, tensor: r.name, reason: reason)
+            }
+            var back = [Float](repeating: 0, count: values.count)
+            try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(buf), into: $0) }
+            record(values, back, name: r.name, report: report)
+        }, onWritten: source.release)
+    }
+
+    /// Records the error of a round trip.
+    static func record(_ original: [Float], _ reconstructed: [Float], name: String, report: QuantizeReport) {
+        let e = original.withUnsafeBufferPointer { o in
+            reconstructed.withUnsafeBufferPointer { QuantError.measure(original: o, reconstructed: $0) }
+        }
+        // An exact round trip (e.g. an all-zero tensor) has error 0 even where 0/0 would say NaN.
+        report.setError(name, relativeRMSE: e.errorEnergy == 0 ? 0 : e.relativeRMSE, sqnrDB: e.errorEnergy == 0 ? .infinity : e.sqnrDB)
+    }
+}

@@ -1,0 +1,190 @@
+/// Stacking LoRA adapters into one PEFT adapter whose update is a combination of theirs: the `stack`
+/// command's transform. The definitions are methods.md's ("Combining adapters"), with
+/// `tau_i = w_i * s_i * B_i @ A_i` (w_i the input's weight, s_i its scaling).
+///
+/// The output has scaling 1 in every module: `r` and `lora_alpha` equal the most common rank, and
+/// `rank_pattern` / `alpha_pattern` give every other module its rank as both values. Factors are written
+/// as F32. Targets are the union of the inputs'; a module present in only some inputs combines those.
+public enum Stack {
+    public enum Method: String, CaseIterable, Sendable {
+        /// Exact: A' = rows w_i s_i A_i stacked, B' = columns B_i side by side; rank = sum of ranks.
+        case cat
+        /// The exact weighted sum of the updates (no cross terms B_i A_j, unlike PEFT's `linear`).
+        case linear
+        /// Magnitude-prune each tau_i to `density`, sum.
+        case magnitudePrune = "magnitude_prune"
+        /// Magnitude-prune, elect signs, disjoint mean.
+        case ties
+        /// DARE masks (seeded), rescale by 1/density, sum.
+        case dareLinear = "dare_linear"
+        /// DARE masks, then TIES' sign election and disjoint mean.
+        case dareTies = "dare_ties"
+
+        /// True for the methods that sparsify (need `density`).
+        public var usesDensity: Bool { self != .cat && self != .linear }
+        /// True for the methods with TIES' sign election.
+        public var usesMajoritySign: Bool { self == .ties || self == .dareTies }
+        /// True for the methods with a random mask.
+        public var usesSeed: Bool { self == .dareLinear || self == .dareTies }
+    }
+
+    /// TIES' sign election.
+    public enum MajoritySign: String, CaseIterable, Sendable {
+        /// sign(sum_i tau_i).
+        case total
+        /// sign(sum_i sign(tau_i)).
+        case frequency
+    }
+
+    public struct Options: Sendable {
+        public var method: Method
+        /// Fraction of entries kept by the sparsifying methods, in (0, 1].
+        public var density: Double?
+        public var majoritySign: MajoritySign
+        /// Seed of DARE's masks.
+        public var seed: UInt64
+
+        public init(method: Method = .cat, density: Double? = nil, majoritySign: MajoritySign = .total, seed: UInt64 = 0) {
+            self.method = method
+            self.density = density
+            self.majoritySign = majoritySign
+            self.seed = seed
+        }
+    }
+
+    /// What a stack produces.
+    public struct Summary: Sendable {
+        public var adapters = 0
+        public var modules = 0
+        /// Smallest and largest module rank of the output.
+        public var minRank = 0
+        public var maxRank = 0
+        /// Elements of all output factors.
+        public var parameters = 0
+        /// Full tensors carried over from the inputs (modules_to_save, embedding base layers).
+        public var carried = 0
+        public var bytesWritten = 0
+    }
+
+    /// Plans the stacked adapter of `inputs`.
+    ///
+    /// - Throws: `ScalpelError.invalid` for fewer than one input, a missing or out-of-range density, a
+    ///   GGUF or DoRA input, inputs that disagree on a module's geometry or on `fan_in_fan_out`,
+    ///   replacement tensors for the same target that differ between inputs, and `lora_bias` inputs
+    ///   together with an embedding module (which PEFT cannot load).
+    public static func plan(_ inputs: [WeightedAdapter], options: Options) throws -> (tensors: [OutputTensor], config: AdapterConfig, summary: Summary) {
+        try check(inputs, options)
+        let modules = try StackModule.union(inputs)
+        var tensors: [OutputTensor] = []
+        var ranks: [(String, Int)] = []
+        var summary = Summary()
+        let anyBias = modules.contains { $0.hasBias }
+        if anyBias, let embedding = modules.first(where: { $0.kind == .embedding }) {
+            throw ScalpelError.invalid(file: embedding.members[0].adapter.path, tensor: embedding.members[0].module.aName, reason: "an adapter with lora_bias cannot also hold an embedding LoRA (PEFT has no lora_bias for embeddings); stack these inputs separately")
+        }
+        for module in modules {
+            let factors = StackFactors(module, rule: rule(options))
+            tensors += factors.outputs(includeBias: anyBias)
+            ranks.append((module.path, factors.rank))
+            summary.parameters += factors.rank * (module.rows + module.cols)
+        }
+        let carried = try carriedTensors(inputs)
+        tensors += carried.map { OutputTensor(copying: $0) }
+        let config = try outputConfig(inputs, modules: modules, ranks: ranks, bias: anyBias, carried: !carried.isEmpty)
+        summary.adapters = inputs.count
+        summary.modules = modules.count
+        summary.minRank = ranks.map(\.1).min() ?? 0
+        summary.maxRank = ranks.map(\.1).max() ?? 0
+        summary.carried = carried.count
+        summary.bytesWritten = tensors.reduce(0) { $0 + $1.byteCount }
+        return (tensors, config, summary)
+    }
+
+    /// Plans and writes the stacked adapter folder `folder`.
+    public static func write(_ inputs: [WeightedAdapter], options: Options, to folder: String) throws -> Summary {
+        let plan = try plan(inputs, options: options)
+        try PEFTAdapterWriter.write(tensors: plan.tensors, config: plan.config, to: folder)
+        return plan.summary
+    }
+
+    private static func check(_ inputs: [WeightedAdapter], _ options: Options) throws {
+        guard !inputs.isEmpty else { throw ScalpelError.invalid(file: nil, tensor: nil, reason: "stack needs at least one adapter") }
+        for input in inputs {
+            guard let config = input.adapter.config else {
+                throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "stack reads PEFT adapter folders, not GGUF LoRAs")
+            }
+            if input.adapter.usesDoRA || config.useDoRA {
+                throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "is a DoRA adapter: its magnitudes renormalize the base weight and cannot be combined into a LoRA update")
+            }
+            guard input.weight.isFinite else {
+                throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "weight \(input.weight) is not finite")
+            }
+        }
+        let fifo = Set(inputs.map { $0.adapter.config!.fanInFanOut })
+        guard fifo.count == 1 else {
+            throw ScalpelError.invalid(file: inputs[0].adapter.path, tensor: nil, reason: "the inputs disagree on fan_in_fan_out")
+        }
+        if options.method.usesDensity {
+            guard let d = options.density, d > 0, d <= 1 else {
+                throw ScalpelError.invalid(file: nil, tensor: nil, reason: "method \(options.method.rawValue) needs a density in (0, 1]")
+            }
+        }
+    }
+
+    private static func rule(_ o: Options) -> StackCombine.Rule? {
+        let d = o.density ?? 1
+        switch o.method {
+        case .cat, .linear: return nil
+        case .magnitudePrune: return .magnitudePrune(density: d)
+        case .ties: return .ties(density: d, sign: o.majoritySign)
+        case .dareLinear: return .dareLinear(density: d, seed: o.seed)
+        case .dareTies: return .dareTies(density: d, seed: o.seed, sign: o.majoritySign)
+        }
+    }
+
+    /// Full tensors of the inputs, one per target; inputs that replace the same target must hold the same
+    /// bytes (PEFT saves the unchanged embedding table of every adapter with an embedding LoRA).
+    private static func carriedTensors(_ inputs: [WeightedAdapter]) throws -> [TensorView] {
+        var byTarget: [String: (TensorView, String)] = [:]
+        var order: [String] = []
+        for input in inputs {
+            for r in input.adapter.replacements {
+                let view = try input.adapter.checkpoint.view(r.source)
+                if let (first, path) = byTarget[r.target] {
+                    guard first.info.type == view.info.type, first.info.shape == view.info.shape, first.bytes.elementsEqual(view.bytes) else {
+                        throw ScalpelError.invalid(file: input.adapter.path, tensor: r.source, reason: "replaces \(r.target) with different values than \(path) does; full tensors cannot be combined")
+                    }
+                    continue
+                }
+                byTarget[r.target] = (view, input.adapter.path)
+                order.append(r.target)
+            }
+        }
+        return order.map { byTarget[$0]!.0 }
+    }
+
+    /// The output config: scaling 1 everywhere (see the type's documentation).
+    private static func outputConfig(_ inputs: [WeightedAdapter], modules: [StackModule], ranks: [(String, Int)], bias: Bool, carried: Bool) throws -> AdapterConfig {
+        let configs = inputs.map { $0.adapter.config! }
+        var counts: [Int: Int] = [:]
+        for (_, r) in ranks { counts[r, default: 0] += 1 }
+        let r = counts.max { $0.value != $1.value ? $0.value < $1.value : $0.key < $1.key }?.key ?? 8
+        let others = ranks.filter { $0.1 != r }.map { (AdapterConfig.modulePattern($0.0), $0.1) }
+        let paths = Set(modules.map(\.path))
+        let sameTargets = configs.allSatisfy { Set($0.targetModuleNames) == Set(configs[0].targetModuleNames) }
+            && inputs.allSatisfy { Set($0.adapter.modules.map(\.path)) == paths }
+        let targets: JSONValue = sameTargets ? configs[0].targetModules : .array(paths.sorted().map { .string($0) })
+        func common(_ key: String) -> String? {
+            let values = Set(configs.map { $0.json[key]?.stringValue })
+            return values.count == 1 ? values.first! : nil
+        }
+        var modulesToSave: [String] = []
+        if carried {
+            for c in configs { for m in c.modulesToSave where !modulesToSave.contains(m) { modulesToSave.append(m) } }
+        }
+        return try AdapterConfig(
+            r: max(r, 1), loraAlpha: Double(max(r, 1)), targetModules: targets, rankPattern: others,
+            alphaPattern: others.map { ($0.0, Double($0.1)) }, fanInFanOut: configs[0].fanInFanOut, loraBias: bias,
+            modulesToSave: modulesToSave, baseModelNameOrPath: common("base_model_name_or_path"), taskType: common("task_type"))
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Dispatch
+import ScalpelKit
+
+struct Stack: ScalpelCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Combine LoRA adapters into one PEFT adapter.",
+        discussion: """
+        Each ADAPTER is a PEFT adapter folder, optionally ADAPTER:WEIGHT (or --weight). With \
+        tau_i = weight_i * scaling_i * B_i @ A_i, the output's update is:
+          cat (default)    sum_i tau_i, exactly: A' = rows weight_i*scaling_i*A_i, B' = columns B_i; \
+        rank = sum of ranks
+          linear           the same exact weighted sum (not PEFT's linear, which mixes B_i with A_j)
+          magnitude_prune  each tau_i pruned to its top --density fraction by |value|, summed
+          ties             magnitude-pruned, then per entry the mean of the tau_i agreeing with the \
+        elected sign (--majority-sign total|frequency)
+          dare_linear      each entry of each tau_i kept with probability --density (seeded by --seed) \
+        and divided by it, summed
+          dare_ties        DARE's masks, then TIES' election and mean
+        The sparsifying methods store the dense result exactly, as factors of rank min(out, in). The \
+        output config has scaling 1 (r = lora_alpha, rank_pattern = alpha_pattern where ranks differ).
+
+        Examples:
+          scalpel stack style/ chat/ -o both/
+          scalpel stack style/:0.6 chat/:0.4 -o blend/ --method ties --density 0.2
+          scalpel stack a/ b/ -o dare/ --method dare_linear --density 0.3 --seed 7
+        """
+    )
+
+    @Argument(help: "PEFT adapter folders, each optionally ADAPTER:WEIGHT.")
+    var adapters: [WeightedAdapterArgument]
+
+    @Option(name: .shortAndLong, help: "The output adapter folder (must not exist).")
+    var output: String
+
+    @Option(help: "cat, linear, magnitude_prune, ties, dare_linear or dare_ties.")
+    var method: MethodArgument = .cat
+
+    @Option(parsing: .unconditionalSingleValue, help: "Weight of the adapters: once for all, or once per adapter in order.")
+    var weight: [Double] = []
+
+    @Option(help: "Fraction of entries kept, in (0, 1] (magnitude_prune, ties, dare_linear, dare_ties).")
+    var density: Double?
+
+    @Option(help: "TIES sign election: total (sign of the sum) or frequency (sign of the sum of signs).")
+    var majoritySign: MajoritySignArgument?
+
+    @Option(help: "Seed of DARE's random masks.")
+    var seed: UInt64?
+
+    func validate() throws {
+        _ = try WeightedAdapterArgument.resolve(adapters, weights: weight)
+        let m = method.method
+        if m.usesDensity {
+            guard let density else { throw ValidationError("--method \(m.rawValue) needs --density") }
+            guard density > 0 && density <= 1 else { throw ValidationError("--density must be in (0, 1]") }
+        } else if density != nil {
+            throw ValidationError("--density applies to magnitude_prune, ties, dare_linear and dare_ties, not \(m.rawValue)")
+        }
+        if majoritySign != nil && !m.usesMajoritySign {
+            throw ValidationError("--majority-sign applies to ties and dare_ties, not \(m.rawValue)")
+        }
+        if seed != nil && !m.usesSeed {
+            throw ValidationError("--seed applies to dare_linear and dare_ties, not \(m.rawValue)")
+        }
+    }
+
+    func execute() throws {
+        let start = DispatchTime.now()
+        let resolved = try WeightedAdapterArgument.resolve(adapters, weights: weight)
+        let inputs = try resolved.map { WeightedAdapter(try LoRAAdapter.open($0.path), weight: $0.weight) }
+        let dest = try Destination(path: output)
+        try dest.checkNotOverwriting(resolved.map(\.path))
+        let options = ScalpelKit.Stack.Options(method: method.method, density: density,
+                                               majoritySign: majoritySign?.sign ?? .total, seed: seed ?? 0)
+        let s = try ScalpelKit.Stack.write(inputs, options: options, to: output)
+        let ranks = s.minRank == s.maxRank ? "rank \(s.minRank)" : "ranks \(s.minRank)-\(s.maxRank)"
+        var line = "stacked \(s.adapters) adapter\(s.adapters == 1 ? "" : "s") (\(method.rawValue)): \(s.modules) modules, \(ranks), \(s.parameters) parameters"
+        if s.carried > 0 { line += ", \(s.carried) full tensors carried" }
+        say(line)
+        say(String(format: "wrote \(output): \(Format.bytes(s.bytesWritten)) of tensor data in %.2f s", seconds(since: start)))
+    }
+}
+
+/// `--method` values.
+enum MethodArgument: String, ExpressibleByArgument, CaseIterable {
+    case cat, linear, magnitude_prune, ties, dare_linear, dare_ties
+    var method: ScalpelKit.Stack.Method { ScalpelKit.Stack.Method(rawValue: rawValue)! }
+}
+
+/// `--majority-sign` values.
+enum MajoritySignArgument: String, ExpressibleByArgument, CaseIterable {
+    case total, frequency
+    var sign: ScalpelKit.Stack.MajoritySign { ScalpelKit.Stack.MajoritySign(rawValue: rawValue)! }
+}
