@@ -210,7 +210,7 @@ public enum Merge {
     static let chunkElements = 1 << 16
 
     /// The output tensor of a changed base tensor: decoded to f32, edited, encoded, in fixed chunks of
-    /// rows processed in parallel (OpenBLAS single-threaded meanwhile), so results do not depend on the
+    /// rows processed in parallel (each chunk's sgemm single-threaded), so results do not depend on the
     /// thread count. A tensor with an edit that needs all rows at once is one chunk.
     private static func mergedTensor(_ base: Checkpoint, index i: Int, edits: [MergeEdit], outType: TensorType,
                                      requantization: MergeRequantization) throws -> OutputTensor {
@@ -227,16 +227,14 @@ public enum Merge {
             var errors = [QuantError?](repeating: nil, count: chunks)
             try errors.withUnsafeMutableBufferPointer { errorsBuffer in
                 let errorSink = UncheckedBox(errorsBuffer)
-                try MergeKernels.withSingleThreadedBLAS {
-                    try parallelChunksThrowing(count: rows, chunk: chunkRows) { r in
-                        var w = [Float](repeating: 0, count: r.count * cols)
-                        try w.withUnsafeMutableBufferPointer { w in
-                            let src = UnsafeRawBufferPointer(rebasing: view.bytes[(r.lowerBound * inWidth)..<(r.upperBound * inWidth)])
-                            try FloatConversion.decode(info.type, src, into: w, tensor: info.name)
-                            for p in prepared { try p.apply(rows: r, cols: cols, to: w, tensor: info.name) }
-                            let dst = UnsafeMutableRawBufferPointer(rebasing: outBox.value[(r.lowerBound * outWidth)..<(r.upperBound * outWidth)])
-                            errorSink.value[r.lowerBound / chunkRows] = try encode(UnsafeBufferPointer(w), as: outType, into: dst, tensor: info.name)
-                        }
+                try parallelChunksThrowing(count: rows, chunk: chunkRows) { r in
+                    var w = [Float](repeating: 0, count: r.count * cols)
+                    try w.withUnsafeMutableBufferPointer { w in
+                        let src = UnsafeRawBufferPointer(rebasing: view.bytes[(r.lowerBound * inWidth)..<(r.upperBound * inWidth)])
+                        try FloatConversion.decode(info.type, src, into: w, tensor: info.name)
+                        for p in prepared { try p.apply(rows: r, cols: cols, to: w, tensor: info.name) }
+                        let dst = UnsafeMutableRawBufferPointer(rebasing: outBox.value[(r.lowerBound * outWidth)..<(r.upperBound * outWidth)])
+                        errorSink.value[r.lowerBound / chunkRows] = try encode(UnsafeBufferPointer(w), as: outType, into: dst, tensor: info.name)
                     }
                 }
             }
