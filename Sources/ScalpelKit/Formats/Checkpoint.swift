@@ -51,6 +51,9 @@ public final class Checkpoint: @unchecked Sendable {
         self.index = idx
     }
 
+    /// The position of the tensor named `name` in `tensors`, if present.
+    public func index(of name: String) -> Int? { index[name] }
+
     /// The description of the tensor named `name`, if present.
     public func info(named name: String) -> TensorInfo? {
         index[name].map { tensors[$0] }

@@ -19,7 +19,7 @@ enum GGMLBlockChunks {
             return
         }
         withoutActuallyEscaping(body) { body in
-            let work = UncheckedSendable(body)
+            let work = Unchecked(body)
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 work.value(c * blocksPerChunk..<min(blocks, (c + 1) * blocksPerChunk))
             }
@@ -34,7 +34,7 @@ enum GGMLBlockChunks {
     static func allSatisfy(blocks: Int, blocksPerChunk: Int = blocksPerChunk, _ body: (Range<Int>) -> Bool) -> Bool {
         let chunks = chunkCount(blocks: blocks, blocksPerChunk: blocksPerChunk)
         return withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(chunks, 1)) { results in
-            let out = UncheckedSendable(results)
+            let out = Unchecked(results)
             forEach(blocks: blocks, blocksPerChunk: blocksPerChunk) { range in
                 out.value[range.lowerBound / blocksPerChunk] = body(range)
             }
@@ -74,11 +74,11 @@ enum GGMLBlockChunks {
             dst.storeBytes(of: halves[k].littleEndian, toByteOffset: b * typeSize + fieldOffset, as: UInt16.self)
         }
     }
-}
 
-/// Carries a non-Sendable value (a closure over unsafe pointers into disjoint ranges) into
-/// `concurrentPerform`.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+    /// Carries a non-Sendable value (a closure over unsafe pointers into disjoint ranges) into
+    /// `concurrentPerform`.
+    struct Unchecked<T>: @unchecked Sendable {
+        let value: T
+        init(_ value: T) { self.value = value }
+    }
 }

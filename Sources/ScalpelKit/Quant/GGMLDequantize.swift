@@ -231,12 +231,13 @@ public enum GGMLDequantize {
     @inline(__always)
     private static func fiveBit(_ qs: UnsafeRawPointer, qh: UInt32) -> (SIMD16<Int32>, SIMD16<Int32>) {
         let (lo, hi) = nibbles(qs)
-        let bits = SIMD16<UInt32>(repeating: qh)
-        let lowBits = SIMD16<UInt32>(1, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7,
-                                     1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12, 1 << 13, 1 << 14, 1 << 15)
-        let sixteen = SIMD16<Int32>(repeating: 16), zero = SIMD16<Int32>(repeating: 0)
-        let h0 = zero.replacing(with: sixteen, where: (bits & lowBits) .!= 0)
-        let h1 = zero.replacing(with: sixteen, where: (bits & (lowBits &<< 16)) .!= 0)
+        let bits = SIMD16<Int32>(repeating: Int32(bitPattern: qh))
+        let lowBits = SIMD16<Int32>(1, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7,
+                                    1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12, 1 << 13, 1 << 14, 1 << 15)
+        let highBits = lowBits &<< 16
+        let zero = SIMD16<Int32>(repeating: 0)
+        let h0 = zero.replacing(with: 16, where: (bits & lowBits) .== lowBits)
+        let h1 = zero.replacing(with: 16, where: (bits & highBits) .== highBits)
         return (lo | h0, hi | h1)
     }
 

@@ -102,7 +102,9 @@ enum QuantizedOutputs {
         report.record(r)
         return OutputTensor(name: r.name, type: .block(type), shape: r.shape, content: .compute { buf in
             let values = try source.values()
-            try values.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, $0, into: buf) }
+            do { try values.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, $0, into: buf) } } catch let ScalpelError.invalid(_, _, reason) {
+                throw ScalpelError.invalid(file: source.checkpoint.path, tensor: r.name, reason: reason)
+            }
             var back = [Float](repeating: 0, count: values.count)
             try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(buf), into: $0) }
             record(values, back, name: r.name, report: report)
