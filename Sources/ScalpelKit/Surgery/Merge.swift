@@ -18,7 +18,8 @@ public struct WeightedAdapter: Sendable {
 /// for `fan_in_fan_out` layers and embeddings), `bias' = bias + weight * scaling * lora_B.bias`, DoRA's
 /// `W' = m / ||W + dW||_row * (W + dW)` (weight 1 only), and full replacement tensors (`modules_to_save`)
 /// as `W' = W + weight * (T - W)`, i.e. T at weight 1. The math is f32; each changed tensor is written in
-/// the base's dtype, or `Options.dtype`. Untouched tensors are copied (or cast with `dtype`).
+/// the base's dtype (a ggml block type re-quantized, see `plan`), or `Options.dtype`. Untouched tensors
+/// are copied (or cast with `dtype`).
 public enum Merge {
     public struct Options: Sendable {
         /// Cast every float tensor of the output to this dtype; nil keeps the base's dtypes.

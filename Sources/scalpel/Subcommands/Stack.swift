@@ -48,7 +48,7 @@ struct Stack: ScalpelCommand {
     @Option(parsing: .unconditionalSingleValue, help: "Weight of the adapters: once for all, or once per adapter in order.")
     var weight: [Double] = []
 
-    @Option(help: "Fraction of entries kept, in (0, 1] (magnitude_prune, ties, dare_linear, dare_ties).")
+    @Option(help: "Fraction of entries kept, in (0, 1] (magnitude_prune, ties, dare_linear, dare_ties and their _svd variants).")
     var density: Double?
 
     @Option(help: "TIES sign election: total (sign of the sum) or frequency (sign of the sum of signs).")
@@ -64,10 +64,10 @@ struct Stack: ScalpelCommand {
             guard let density else { throw ValidationError("--method \(m.rawValue) needs --density") }
             guard density > 0 && density <= 1 else { throw ValidationError("--density must be in (0, 1]") }
         } else if density != nil {
-            throw ValidationError("--density applies to magnitude_prune, ties, dare_linear and dare_ties, not \(m.rawValue)")
+            throw ValidationError("--density applies to magnitude_prune, ties, dare_linear, dare_ties and their _svd variants, not \(m.rawValue)")
         }
         if majoritySign != nil && !m.usesMajoritySign {
-            throw ValidationError("--majority-sign applies to ties and dare_ties, not \(m.rawValue)")
+            throw ValidationError("--majority-sign applies to ties and dare_ties (and their _svd variants), not \(m.rawValue)")
         }
         if seed != nil && !m.usesSeed && !m.usesSVD {
             throw ValidationError("--seed applies to the dare and svd methods, not \(m.rawValue)")
