@@ -27,8 +27,9 @@ static uint16_t float_to_half_soft(float f) {
     uint32_t x = f32_bits(f);
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t absx = x & 0x7fffffffu;
-    if (absx > 0x7f800000u) {               /* NaN: keep the top payload bits, force quiet */
-        return (uint16_t)(sign | 0x7e00 | ((absx >> 13) & 0x3ff));
+    if (absx > 0x7f800000u) {               /* NaN: keep the top payload bits (numpy's rule) */
+        uint32_t payload = (absx >> 13) & 0x3ff;
+        return (uint16_t)(sign | 0x7c00 | (payload ? payload : 1));
     }
     if (absx >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: infinity */
     if (absx < 0x38800000u) {               /* below the smallest normal half: subnormal or zero */
@@ -65,6 +66,10 @@ static void f32_to_f16_f16c(const float *src, uint16_t *dst, size_t n) {
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(src + i);
         _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+        /* F16C quiets signaling NaNs; numpy keeps their payload. Redo NaN lanes in software. */
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) {
+            for (size_t k = i; k < i + 8; k++) dst[k] = float_to_half_soft(src[k]);
+        }
     }
     for (; i < n; i++) dst[i] = float_to_half_soft(src[i]);
 }

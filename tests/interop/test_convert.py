@@ -97,11 +97,9 @@ def test_cast_f32_to_f16_bit_identical_to_numpy(scalpel, tmp):
     assert got["ids"].dtype == np.int64 and np.array_equal(got["ids"], other)
 
 
-@pytest.mark.xfail(strict=True, reason="known: scalpel's F16C path quiets signaling NaNs (0x7f800001 -> 0x7e00), "
-                                      "numpy keeps the payload (0x7c01); strict, so a fix makes this fail until "
-                                      "the marker is removed")
 def test_cast_f32_signaling_nan_to_f16_matches_numpy(scalpel, tmp):
-    """numpy keeps a signaling NaN's payload bits (0x7f800001 -> 0x7c01); hardware F16C would quiet it."""
+    """numpy keeps a signaling NaN's payload bits (0x7f800001 -> 0x7c01); hardware F16C would quiet it, so
+    Scalpel redoes NaN lanes in software."""
     x = np.array([0x7F800001, 0xFF800001, 0x7FA00000, 0x7F802000], dtype=np.uint32).view(np.float32)
     src = tmp / "snan.safetensors"
     save_file({"x": x}, str(src))

@@ -6,8 +6,8 @@
 /// Converts `count` IEEE binary16 values to binary32 (exact). Uses F16C when the CPU has it.
 void scalpel_f16_to_f32(const uint16_t *src, float *dst, size_t count);
 
-/// Converts `count` binary32 values to binary16, rounding to nearest even; NaN stays NaN (quieted),
-/// overflow becomes infinity. Uses F16C when the CPU has it; the software path gives the same bits.
+/// Converts `count` binary32 values to binary16, rounding to nearest even; NaN stays NaN with its top
+/// 10 payload bits (numpy's rule: a payload that would vanish becomes 1), overflow becomes infinity. Uses F16C when the CPU has it; the software path gives the same bits.
 void scalpel_f32_to_f16(const float *src, uint16_t *dst, size_t count);
 
 /// Converts `count` bfloat16 values to binary32 (exact: a 16-bit shift).
