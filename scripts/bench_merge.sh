@@ -147,9 +147,10 @@ rm -f "$DIR/scalpel.safetensors" "$DIR/numpy.safetensors"
 {
     echo "## merge: 1B-shaped F16 base + rank-16 adapter, scalpel vs NumPy"
     echo
-    echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(machine_line); load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(machine_line)."
     echo "Each command ran $runs times after one warm-up round (inputs in the page cache, output removed first), alternating;"
-    echo "wall time and peak RSS (maximum resident set size) from \`/usr/bin/time -v\`."
+    echo "wall time and peak RSS (maximum resident set size) from \`/usr/bin/time -v\`. The machine is shared, so times"
+    echo "vary from run to run (min and max are shown); both tools are bound by reading and writing 2.2 GB."
     echo
     echo "Base: TinyLlama shapes (22 layers, hidden 2048, intermediate 5632, 4 KV heads, vocab 32000), F16, $base_bytes bytes,"
     echo "random N(0, 0.02). Adapter: PEFT folder, rank 16, lora_alpha 32, F32, on q/k/v/o/gate/up/down of every layer"

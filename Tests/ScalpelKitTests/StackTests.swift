@@ -233,4 +233,84 @@ import Testing
         }
         #expect(dir.entries().isEmpty)
     }
+
+    /// The combined f64 update of each module of the inputs, `sum_i w_i s_i B_i A_i`.
+    static func weightedSum(_ list: [(String, Double)]) throws -> [String: [Double]] {
+        var out: [String: [Double]] = [:]
+        for (path, w) in list {
+            let adapter = try LoRAAdapter.open(path)
+            for m in adapter.modules {
+                let p = try product(adapter, m, weight: w)
+                out[m.path] = out[m.path].map { zip($0, p).map(+) } ?? p
+            }
+        }
+        return out
+    }
+
+    /// sqrt(sum_{i>k} s_i^2 / sum s_i^2) of a dense [rows, cols] matrix: the optimal rank-k error.
+    static func optimalError(_ d: [Double], rows: Int, cols: Int, rank k: Int) throws -> Double {
+        let s = try Linalg.exactSVD(Matrix(rows: rows, cols: cols, values: d.map(Float.init))).singularValues.map(Double.init)
+        let all = s.reduce(0) { $0 + $1 * $1 }, tail = s.dropFirst(k).reduce(0) { $0 + $1 * $1 }
+        return (tail / all).squareRoot()
+    }
+
+    static func frobeniusRelative(_ got: [Double], _ want: [Double]) -> Double {
+        let diff = zip(got, want).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+        return (diff / want.reduce(0) { $0 + $1 * $1 }).squareRoot()
+    }
+
+    @Test func svdAtFullRankEqualsTheWeightedSum() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let list = [(Self.a, 0.7), (Self.b, -0.3)]
+        let plan = try Stack.write(try Self.inputs(list), options: .init(method: .svd, rank: 64), to: dir.file("out"))
+        let out = try LoRAAdapter.open(dir.file("out"))
+        let want = try Self.weightedSum(list)
+        for m in out.modules {
+            #expect(m.rank == (m.path.hasSuffix("v_proj") ? 6 : (m.path.hasSuffix("q_proj") || m.path.hasSuffix("up_proj") ? 4 : 2)))
+            #expect(Self.relative(try Self.product(out, m), want[m.path]!) <= 1e-5, "\(m.path)")
+        }
+        #expect(plan.truncation.entries.count == 10 && plan.truncation.overallRelativeError! < 1e-3)
+    }
+
+    @Test func svdTruncationIsOptimalAndReportsItsError() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let list = [(Self.a, 1.0), (Self.b, 1.0)]
+        let plan = try Stack.write(try Self.inputs(list), options: .init(method: .svd, rank: 2), to: dir.file("out"))
+        let out = try LoRAAdapter.open(dir.file("out"))
+        let want = try Self.weightedSum(list)
+        for m in out.modules {
+            #expect(m.rank == 2)
+            let d = want[m.path]!
+            let optimal = try Self.optimalError(d, rows: m.productShape[0], cols: m.productShape[1], rank: 2)
+            let actual = Self.frobeniusRelative(try Self.product(out, m), d)
+            let reported = try #require(plan.truncation.entries.first { $0.module == m.path }).relativeError
+            #expect(abs(actual - optimal) < 1e-4, "\(m.path): \(actual) vs optimal \(optimal)")
+            #expect(abs(reported - actual) < 1e-3, "\(m.path): reported \(reported) vs \(actual)")
+        }
+    }
+
+    @Test func tiesSVDAtFullRankEqualsTiesAndTruncatesNearOptimally() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let dense = try Self.stack(Self.sparseInputs, .init(method: .ties, density: 0.3), in: dir, name: "ties")
+        let full = try Self.stack(Self.sparseInputs, .init(method: .tiesSVD, density: 0.3, rank: 64), in: dir, name: "full")
+        let plan = try Stack.write(try Self.inputs(Self.sparseInputs), options: .init(method: .tiesSVD, density: 0.3, seed: 5, rank: 4),
+                                   to: dir.file("small"))
+        let small = try LoRAAdapter.open(dir.file("small"))
+        for m in dense.modules {
+            let d = try Self.product(dense, m)
+            let f = try #require(full.modules.first { $0.path == m.path })
+            #expect(f.rank == m.productShape.min()!)
+            #expect(Self.relative(try Self.product(full, f), d) <= 1e-5, "\(m.path)")
+            let t = try #require(small.modules.first { $0.path == m.path })
+            #expect(t.rank == 4)
+            let optimal = try Self.optimalError(d, rows: m.productShape[0], cols: m.productShape[1], rank: 4)
+            let actual = Self.frobeniusRelative(try Self.product(small, t), d)
+            #expect(actual >= optimal - 1e-4 && actual <= optimal * 1.05 + 1e-4, "\(m.path): \(actual) vs optimal \(optimal)")
+            let reported = try #require(plan.truncation.entries.first { $0.module == m.path }).relativeError
+            #expect(abs(reported - actual) < 1e-3)
+        }
+    }
 }

@@ -323,11 +323,47 @@ def test_linear_is_the_weighted_sum_of_the_updates(scalpel, tmp):
         assert relative_error(got[module], want) <= 1e-6, module
 
 
+def test_svd_at_full_rank_is_the_weighted_sum_and_truncation_is_optimal(scalpel, tmp):
+    inputs = [(A, 0.7), (B, -0.3)]
+    scalpel.run("stack", f"{A}:0.7", f"{B}:-0.3", "-o", tmp / "full", "--method", "svd", "--rank", "64")
+    proc = scalpel.run("stack", f"{A}:0.7", f"{B}:-0.3", "-o", tmp / "r2", "--method", "svd", "--rank", "2")
+    assert "SVD truncation: relative Frobenius error" in proc.stdout
+    ua, ub = lora_updates(A, 0.7), lora_updates(B, -0.3)
+    full, small = stacked_updates(tmp / "full"), stacked_updates(tmp / "r2")
+    for module in set(ua) | set(ub):
+        want = ua.get(module, 0) + ub.get(module, 0)
+        assert relative_error(full[module], want) <= 1e-5, module
+        s = np.linalg.svd(want, compute_uv=False)
+        optimal = np.sqrt((s[2:] ** 2).sum() / (s ** 2).sum())
+        actual = np.linalg.norm(small[module] - want) / np.linalg.norm(want)
+        assert abs(actual - optimal) < 1e-4, module
+    config = adapter_config(tmp / "r2")
+    assert config["r"] == 2 and config["lora_alpha"] == 2 and config["rank_pattern"] == {}
+
+
+@pytest.mark.parametrize("method", ["ties_svd", "dare_ties_svd", "dare_linear_svd", "magnitude_prune_svd"])
+def test_svd_variants_truncate_the_numpy_transcription_near_optimally(scalpel, tmp, method):
+    base = method[:-len("_svd")]
+    scalpel.run("stack", f"{A}:1", f"{B}:0.5", "-o", tmp / "out", "--method", method, "--density", "0.3",
+                "--rank", "4", "--seed", "11")
+    got = stacked_updates(tmp / "out")
+    want = reference_combination([(A, 1.0), (B, 0.5)], base, 0.3, "total", seed=11)
+    for module, d in want.items():
+        s = np.linalg.svd(d, compute_uv=False)
+        optimal = np.sqrt((s[4:] ** 2).sum() / (s ** 2).sum())
+        actual = np.linalg.norm(got[module] - d) / np.linalg.norm(d)
+        assert optimal - 1e-4 <= actual <= optimal * 1.05 + 1e-4, f"{module}: {actual} vs optimal {optimal}"
+
+
 def test_stack_option_errors(scalpel, tmp):
     proc = scalpel.run("stack", A, B, "-o", tmp / "x", "--method", "ties", check=False)
     assert proc.returncode != 0 and "--density" in proc.stderr
     proc = scalpel.run("stack", A, B, "-o", tmp / "x", "--density", "0.5", check=False)
     assert proc.returncode != 0 and "--density applies to" in proc.stderr
+    proc = scalpel.run("stack", A, B, "-o", tmp / "x", "--method", "svd", check=False)
+    assert proc.returncode != 0 and "--rank" in proc.stderr
+    proc = scalpel.run("stack", A, B, "-o", tmp / "x", "--rank", "4", check=False)
+    assert proc.returncode != 0 and "--rank applies to" in proc.stderr
     proc = scalpel.run("stack", adapter("dora"), "-o", tmp / "x", check=False)
     assert proc.returncode == 1 and "DoRA" in proc.stderr
     assert not (tmp / "x").exists()
@@ -342,7 +378,8 @@ def test_peft_loads_stacked_adapters(scalpel, tmp):
     scalpel.run("stack", f"{A}:0.7", f"{B}:-0.3", "-o", tmp / "cat")
     scalpel.run("stack", A, f"{B}:0.5", "-o", tmp / "ties", "--method", "ties", "--density", "0.4")
     scalpel.run("stack", adapter("patterns"), A, "-o", tmp / "patterns")
-    for name in ("cat", "ties", "patterns"):
+    scalpel.run("stack", adapter("patterns"), A, "-o", tmp / "svd", "--method", "svd", "--rank", "3")
+    for name in ("cat", "ties", "patterns", "svd"):
         model = LlamaForCausalLM.from_pretrained(str(LLAMA), torch_dtype=torch.float32)
         merged = PeftModel.from_pretrained(model, str(tmp / name)).merge_and_unload()
         peft_values = {k: v.detach().numpy() for k, v in merged.state_dict().items()}

@@ -18,7 +18,8 @@ public struct WeightedAdapter: Sendable {
 /// for `fan_in_fan_out` layers and embeddings), `bias' = bias + weight * scaling * lora_B.bias`, DoRA's
 /// `W' = m / ||W + dW||_row * (W + dW)` (weight 1 only), and full replacement tensors (`modules_to_save`)
 /// as `W' = W + weight * (T - W)`, i.e. T at weight 1. The math is f32; each changed tensor is written in
-/// the base's dtype, or `Options.dtype`. Untouched tensors are copied (or cast with `dtype`).
+/// the base's dtype (a ggml block type re-quantized, see `plan`), or `Options.dtype`. Untouched tensors
+/// are copied (or cast with `dtype`).
 public enum Merge {
     public struct Options: Sendable {
         /// Cast every float tensor of the output to this dtype; nil keeps the base's dtypes.
@@ -210,7 +211,7 @@ public enum Merge {
     static let chunkElements = 1 << 16
 
     /// The output tensor of a changed base tensor: decoded to f32, edited, encoded, in fixed chunks of
-    /// rows processed in parallel (OpenBLAS single-threaded meanwhile), so results do not depend on the
+    /// rows processed in parallel (each chunk's sgemm single-threaded), so results do not depend on the
     /// thread count. A tensor with an edit that needs all rows at once is one chunk.
     private static func mergedTensor(_ base: Checkpoint, index i: Int, edits: [MergeEdit], outType: TensorType,
                                      requantization: MergeRequantization) throws -> OutputTensor {
@@ -227,16 +228,14 @@ public enum Merge {
             var errors = [QuantError?](repeating: nil, count: chunks)
             try errors.withUnsafeMutableBufferPointer { errorsBuffer in
                 let errorSink = UncheckedBox(errorsBuffer)
-                try MergeKernels.withSingleThreadedBLAS {
-                    try parallelChunksThrowing(count: rows, chunk: chunkRows) { r in
-                        var w = [Float](repeating: 0, count: r.count * cols)
-                        try w.withUnsafeMutableBufferPointer { w in
-                            let src = UnsafeRawBufferPointer(rebasing: view.bytes[(r.lowerBound * inWidth)..<(r.upperBound * inWidth)])
-                            try FloatConversion.decode(info.type, src, into: w, tensor: info.name)
-                            for p in prepared { try p.apply(rows: r, cols: cols, to: w, tensor: info.name) }
-                            let dst = UnsafeMutableRawBufferPointer(rebasing: outBox.value[(r.lowerBound * outWidth)..<(r.upperBound * outWidth)])
-                            errorSink.value[r.lowerBound / chunkRows] = try encode(UnsafeBufferPointer(w), as: outType, into: dst, tensor: info.name)
-                        }
+                try parallelChunksThrowing(count: rows, chunk: chunkRows) { r in
+                    var w = [Float](repeating: 0, count: r.count * cols)
+                    try w.withUnsafeMutableBufferPointer { w in
+                        let src = UnsafeRawBufferPointer(rebasing: view.bytes[(r.lowerBound * inWidth)..<(r.upperBound * inWidth)])
+                        try FloatConversion.decode(info.type, src, into: w, tensor: info.name)
+                        for p in prepared { try p.apply(rows: r, cols: cols, to: w, tensor: info.name) }
+                        let dst = UnsafeMutableRawBufferPointer(rebasing: outBox.value[(r.lowerBound * outWidth)..<(r.upperBound * outWidth)])
+                        errorSink.value[r.lowerBound / chunkRows] = try encode(UnsafeBufferPointer(w), as: outType, into: dst, tensor: info.name)
                     }
                 }
             }

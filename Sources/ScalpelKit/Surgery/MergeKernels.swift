@@ -7,11 +7,13 @@ enum MergeKernels {
     /// The product P = B @ A is [productRows, productCols] (B: [productRows, rank], A: [rank, productCols],
     /// row-major). Not transposed, the weight is P-shaped and its row i gets `scale * B[i, :] @ A`;
     /// transposed, the weight is [productCols, productRows] and its row i gets `scale * A[:, i]^T @ B^T`.
-    /// One OpenBLAS `sgemm` with beta 1 accumulates straight into `w`. Dimensions must fit 32-bit BLAS
-    /// integers (checked by the caller).
+    /// One OpenBLAS `sgemm` with beta 1 accumulates straight into `w`, on the calling thread (OpenBLAS
+    /// is kept single-threaded by `Linalg`; callers parallelize over fixed row chunks). Dimensions must
+    /// fit 32-bit BLAS integers (checked by the caller).
     static func addProduct(into w: UnsafeMutablePointer<Float>, rows: Range<Int>, b: UnsafePointer<Float>, a: UnsafePointer<Float>,
                            productRows: Int, productCols: Int, rank: Int, scale: Float, transposed: Bool) {
         guard rank > 0, !rows.isEmpty, productRows > 0, productCols > 0 else { return }
+        _ = Linalg.singleThreadedBLAS
         let n = Int32(rows.count)
         if transposed {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, n, Int32(productRows), Int32(rank),
@@ -63,14 +65,5 @@ enum MergeKernels {
     /// `v += scale * x`, elementwise (bias updates).
     static func addScaled(_ v: UnsafeMutableBufferPointer<Float>, _ x: [Float], scale: Float) {
         for i in 0..<v.count { v[i] += x[i] * scale }
-    }
-
-    /// Runs `body` with OpenBLAS limited to one thread (restored afterwards), for code that parallelizes
-    /// over fixed chunks itself: no oversubscription, and results that do not depend on the thread count.
-    static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
-        let previous = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(previous) }
-        return try body()
     }
 }

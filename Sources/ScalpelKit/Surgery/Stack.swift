@@ -11,21 +11,41 @@ public enum Stack {
         case cat
         /// The exact weighted sum of the updates (no cross terms B_i A_j, unlike PEFT's `linear`).
         case linear
+        /// The exact weighted sum, truncated to `rank` by its SVD (computed from the factors).
+        case svd
         /// Magnitude-prune each tau_i to `density`, sum.
         case magnitudePrune = "magnitude_prune"
+        case magnitudePruneSVD = "magnitude_prune_svd"
         /// Magnitude-prune, elect signs, disjoint mean.
         case ties
+        case tiesSVD = "ties_svd"
         /// DARE masks (seeded), rescale by 1/density, sum.
         case dareLinear = "dare_linear"
+        case dareLinearSVD = "dare_linear_svd"
         /// DARE masks, then TIES' sign election and disjoint mean.
         case dareTies = "dare_ties"
+        case dareTiesSVD = "dare_ties_svd"
 
+        /// True for the methods with the SVD step (they need `rank`); the `*_svd` variants truncate the
+        /// dense combination with the randomized SVD.
+        public var usesSVD: Bool { rawValue.hasSuffix("svd") }
+        /// The method without its SVD step.
+        public var withoutSVD: Method {
+            switch self {
+            case .svd: return .linear
+            case .magnitudePruneSVD: return .magnitudePrune
+            case .tiesSVD: return .ties
+            case .dareLinearSVD: return .dareLinear
+            case .dareTiesSVD: return .dareTies
+            default: return self
+            }
+        }
         /// True for the methods that sparsify (need `density`).
-        public var usesDensity: Bool { self != .cat && self != .linear }
+        public var usesDensity: Bool { withoutSVD != .cat && withoutSVD != .linear }
         /// True for the methods with TIES' sign election.
-        public var usesMajoritySign: Bool { self == .ties || self == .dareTies }
+        public var usesMajoritySign: Bool { withoutSVD == .ties || withoutSVD == .dareTies }
         /// True for the methods with a random mask.
-        public var usesSeed: Bool { self == .dareLinear || self == .dareTies }
+        public var usesSeed: Bool { withoutSVD == .dareLinear || withoutSVD == .dareTies }
     }
 
     /// TIES' sign election.
@@ -41,14 +61,17 @@ public enum Stack {
         /// Fraction of entries kept by the sparsifying methods, in (0, 1].
         public var density: Double?
         public var majoritySign: MajoritySign
-        /// Seed of DARE's masks.
+        /// Seed of DARE's masks and of the randomized SVD's test matrix.
         public var seed: UInt64
+        /// The rank R of the SVD step (required by the methods that have it).
+        public var rank: Int?
 
-        public init(method: Method = .cat, density: Double? = nil, majoritySign: MajoritySign = .total, seed: UInt64 = 0) {
+        public init(method: Method = .cat, density: Double? = nil, majoritySign: MajoritySign = .total, seed: UInt64 = 0, rank: Int? = nil) {
             self.method = method
             self.density = density
             self.majoritySign = majoritySign
             self.seed = seed
+            self.rank = rank
         }
     }
 
@@ -66,13 +89,22 @@ public enum Stack {
         public var bytesWritten = 0
     }
 
+    /// A planned stack: output tensors (computed while written), the adapter config, what the stack
+    /// produces, and the SVD step's losses (filled in while writing).
+    public struct Plan {
+        public var tensors: [OutputTensor]
+        public var config: AdapterConfig
+        public var summary: Summary
+        public var truncation: StackTruncation
+    }
+
     /// Plans the stacked adapter of `inputs`.
     ///
     /// - Throws: `ScalpelError.invalid` for fewer than one input, a missing or out-of-range density, a
     ///   GGUF or DoRA input, inputs that disagree on a module's geometry or on `fan_in_fan_out`,
     ///   replacement tensors for the same target that differ between inputs, and `lora_bias` inputs
     ///   together with an embedding module (which PEFT cannot load).
-    public static func plan(_ inputs: [WeightedAdapter], options: Options) throws -> (tensors: [OutputTensor], config: AdapterConfig, summary: Summary) {
+    public static func plan(_ inputs: [WeightedAdapter], options: Options) throws -> Plan {
         try check(inputs, options)
         let modules = try StackModule.union(inputs)
         var tensors: [OutputTensor] = []
@@ -82,8 +114,11 @@ public enum Stack {
         if anyBias, let embedding = modules.first(where: { $0.kind == .embedding }) {
             throw ScalpelError.invalid(file: embedding.members[0].adapter.path, tensor: embedding.members[0].module.aName, reason: "an adapter with lora_bias cannot also hold an embedding LoRA (PEFT has no lora_bias for embeddings); stack these inputs separately")
         }
+        let truncation = StackTruncation()
+        let svdOptions = RandomizedSVDOptions(seed: options.seed)
         for module in modules {
-            let factors = StackFactors(module, rule: rule(options))
+            let factors = StackFactors(module, rule: rule(options), svdRank: options.method.usesSVD ? options.rank : nil,
+                                       svdOptions: svdOptions, truncation: truncation)
             tensors += factors.outputs(includeBias: anyBias)
             ranks.append((module.path, factors.rank))
             summary.parameters += factors.rank * (module.rows + module.cols)
@@ -97,14 +132,16 @@ public enum Stack {
         summary.maxRank = ranks.map(\.1).max() ?? 0
         summary.carried = carried.count
         summary.bytesWritten = tensors.reduce(0) { $0 + $1.byteCount }
-        return (tensors, config, summary)
+        return Plan(tensors: tensors, config: config, summary: summary, truncation: truncation)
     }
 
-    /// Plans and writes the stacked adapter folder `folder`.
-    public static func write(_ inputs: [WeightedAdapter], options: Options, to folder: String) throws -> Summary {
+    /// Plans and writes the stacked adapter folder `folder`; returns the plan, whose `truncation` is
+    /// then filled in.
+    @discardableResult
+    public static func write(_ inputs: [WeightedAdapter], options: Options, to folder: String) throws -> Plan {
         let plan = try plan(inputs, options: options)
         try PEFTAdapterWriter.write(tensors: plan.tensors, config: plan.config, to: folder)
-        return plan.summary
+        return plan
     }
 
     private static func check(_ inputs: [WeightedAdapter], _ options: Options) throws {
@@ -129,16 +166,22 @@ public enum Stack {
                 throw ScalpelError.invalid(file: nil, tensor: nil, reason: "method \(options.method.rawValue) needs a density in (0, 1]")
             }
         }
+        if options.method.usesSVD {
+            guard let r = options.rank, r >= 1 else {
+                throw ScalpelError.invalid(file: nil, tensor: nil, reason: "method \(options.method.rawValue) needs a rank >= 1")
+            }
+        }
     }
 
     private static func rule(_ o: Options) -> StackCombine.Rule? {
         let d = o.density ?? 1
-        switch o.method {
-        case .cat, .linear: return nil
+        switch o.method.withoutSVD {
+        case .cat, .linear, .svd: return nil
         case .magnitudePrune: return .magnitudePrune(density: d)
         case .ties: return .ties(density: d, sign: o.majoritySign)
         case .dareLinear: return .dareLinear(density: d, seed: o.seed)
         case .dareTies: return .dareTies(density: d, seed: o.seed, sign: o.majoritySign)
+        case .magnitudePruneSVD, .tiesSVD, .dareLinearSVD, .dareTiesSVD: preconditionFailure("withoutSVD removes the SVD step")
         }
     }
 

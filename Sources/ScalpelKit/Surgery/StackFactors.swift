@@ -2,21 +2,33 @@
 ///
 /// - `cat` / `linear`: A' = [f_1 A_1; f_2 A_2; ...] (rows), B' = [B_1, B_2, ...] (columns), with
 ///   f_i = w_i * s_i; rank = sum of ranks. B' A' = sum_i f_i B_i A_i exactly.
+/// - `svd`: the SVD of that exact sum (from its factors, `StackSVD.ofProduct`), truncated to
+///   min(R, sum of ranks, rows, cols): B' = U S, A' = Vt.
 /// - the sparsifying methods: the combined dense update D [rows, cols] as exact factors of rank
-///   min(rows, cols): A' = D and B' = identity when rows <= cols, else B' = D and A' = identity.
-///   D is computed once for both factors and dropped when both are written.
+///   min(rows, cols): A' = D and B' = identity when rows <= cols, else B' = D and A' = identity; with the
+///   SVD step, the randomized SVD of D truncated to min(R, rows, cols): B' = U S, A' = Vt.
+/// Whatever both factors need is computed once and dropped when both are written.
 final class StackFactors: @unchecked Sendable {
     let module: StackModule
     let rule: StackCombine.Rule?
+    /// The rank R of the SVD step, or nil.
+    let svdRank: Int?
+    let svdOptions: RandomizedSVDOptions
+    let truncation: StackTruncation
     /// The output rank.
     let rank: Int
     private var dense: [Float]?
+    private var factors: LoRAFactors?
     private var unwritten = 2
 
-    init(_ module: StackModule, rule: StackCombine.Rule?) {
+    init(_ module: StackModule, rule: StackCombine.Rule?, svdRank: Int?, svdOptions: RandomizedSVDOptions, truncation: StackTruncation) {
         self.module = module
         self.rule = rule
-        rank = rule == nil ? module.members.reduce(0) { $0 + $1.module.rank } : min(module.rows, module.cols)
+        self.svdRank = svdRank
+        self.svdOptions = svdOptions
+        self.truncation = truncation
+        let full = rule == nil ? module.members.reduce(0) { $0 + $1.module.rank } : min(module.rows, module.cols)
+        rank = svdRank.map { min($0, full, module.rows, module.cols) } ?? full
     }
 
     /// A', B' and, when `includeBias`, the combined `lora_B` bias (zeros for a module without one).
@@ -39,43 +51,54 @@ final class StackFactors: @unchecked Sendable {
     }
 
     private func fillA(_ out: UnsafeMutableBufferPointer<Float>) throws {
-        let cols = module.cols
-        guard rule != nil else {
-            var row = 0
-            for m in module.members {
-                let a = try FloatConversion.floats(try m.adapter.view(m.module.aName))
-                let f = Float(m.factor)
-                for i in 0..<a.count { out[row * cols + i] = f * a[i] }
-                row += m.module.rank
-            }
-            return
-        }
-        if module.rows <= cols {
+        if svdRank != nil {
+            _ = out.update(fromContentsOf: try truncated().a.values)
+        } else if rule == nil {
+            _ = out.update(fromContentsOf: try catA())
+        } else if module.rows <= module.cols {
             _ = out.update(fromContentsOf: try combined())
         } else {
-            fillIdentity(out, size: cols)
+            fillIdentity(out, size: module.cols)
         }
     }
 
     private func fillB(_ out: UnsafeMutableBufferPointer<Float>) throws {
-        let rows = module.rows
-        guard rule != nil else {
-            var col = 0
-            for m in module.members {
-                let b = try FloatConversion.floats(try m.adapter.view(m.module.bName))
-                let r = m.module.rank
-                for j in 0..<rows {
-                    for c in 0..<r { out[j * rank + col + c] = b[j * r + c] }
-                }
-                col += r
-            }
-            return
-        }
-        if rows <= module.cols {
-            fillIdentity(out, size: rows)
+        if svdRank != nil {
+            _ = out.update(fromContentsOf: try truncated().b.values)
+        } else if rule == nil {
+            _ = out.update(fromContentsOf: try catB())
+        } else if module.rows <= module.cols {
+            fillIdentity(out, size: module.rows)
         } else {
             _ = out.update(fromContentsOf: try combined())
         }
+    }
+
+    /// [f_1 A_1; f_2 A_2; ...], [sum r_i, cols].
+    private func catA() throws -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(module.members.reduce(0) { $0 + $1.module.rank } * module.cols)
+        for m in module.members {
+            let f = Float(m.factor)
+            out += try FloatConversion.floats(try m.adapter.view(m.module.aName)).map { f * $0 }
+        }
+        return out
+    }
+
+    /// [B_1, B_2, ...], [rows, sum r_i].
+    private func catB() throws -> [Float] {
+        let total = module.members.reduce(0) { $0 + $1.module.rank }
+        var out = [Float](repeating: 0, count: module.rows * total)
+        var col = 0
+        for m in module.members {
+            let b = try FloatConversion.floats(try m.adapter.view(m.module.bName))
+            let r = m.module.rank
+            for j in 0..<module.rows {
+                for c in 0..<r { out[j * total + col + c] = b[j * r + c] }
+            }
+            col += r
+        }
+        return out
     }
 
     private func fillIdentity(_ out: UnsafeMutableBufferPointer<Float>, size: Int) {
@@ -90,8 +113,29 @@ final class StackFactors: @unchecked Sendable {
         return d
     }
 
+    /// The SVD step: of the exact sum (no rule) or of the combined dense update.
+    private func truncated() throws -> LoRAFactors {
+        if let factors { return factors }
+        let svd: SingularValueDecomposition
+        if rule == nil {
+            let total = module.members.reduce(0) { $0 + $1.module.rank }
+            svd = try StackSVD.ofProduct(b: Matrix(rows: module.rows, cols: total, values: try catB()),
+                                         a: Matrix(rows: total, cols: module.cols, values: try catA())).truncated(to: rank)
+        } else {
+            let d = Matrix(rows: module.rows, cols: module.cols, values: try StackCombine.combine(module, rule: rule!))
+            svd = try RandomizedSVD.decompose(d, rank: rank, options: svdOptions)
+        }
+        truncation.record(module.path, svd)
+        let f = svd.loraFactors(split: .intoB)
+        factors = f
+        return f
+    }
+
     private func written() {
         unwritten -= 1
-        if unwritten == 0 { dense = nil }
+        if unwritten == 0 {
+            dense = nil
+            factors = nil
+        }
     }
 }

@@ -1,0 +1,67 @@
+import Foundation
+
+/// The truncation step of the `svd` stacking methods.
+enum StackSVD {
+    /// The exact thin SVD of `b @ a` (b: m x r, a: r x n) from its factors, without forming the m x n
+    /// product when r < min(m, n): with the Householder QR factorizations b = Qb Rb and a^T = Qa Ra,
+    /// `b a = Qb (Rb Ra^T) Qa^T`, so the SVD of the r x r core C = Rb Ra^T = (Qb^T b)(a Qa) = Uc S Vc^T
+    /// gives `b a = (Qb Uc) S (Vc^T Qa^T)`. All r singular values are those of `b a`, so truncating the
+    /// result is the optimal low-rank approximation and its `relativeError` is exact (up to f32 rounding).
+    /// When r >= min(m, n) the product is decomposed directly.
+    static func ofProduct(b: Matrix, a: Matrix) throws -> SingularValueDecomposition {
+        if b.cols >= min(b.rows, a.cols) { return try Linalg.exactSVD(try Linalg.multiply(b, a)) }
+        let qb = try Linalg.orthonormalizeColumns(b)
+        let qa = try Linalg.orthonormalizeColumns(transposed(a))
+        let core = try Linalg.multiply(try Linalg.multiply(qb, b, transposeA: true), try Linalg.multiply(a, qa))
+        let small = try Linalg.exactSVD(core)
+        return SingularValueDecomposition(
+            u: try Linalg.multiply(qb, small.u), singularValues: small.singularValues,
+            vt: try Linalg.multiply(small.vt, qa, transposeB: true), frobeniusNormSquared: small.frobeniusNormSquared)
+    }
+
+    /// `m^T`.
+    static func transposed(_ m: Matrix) -> Matrix {
+        var out = [Float](repeating: 0, count: m.values.count)
+        for i in 0..<m.rows {
+            for j in 0..<m.cols { out[j * m.rows + i] = m.values[i * m.cols + j] }
+        }
+        return Matrix(rows: m.cols, cols: m.rows, values: out)
+    }
+}
+
+/// How much the SVD step of a stack loses, per module: filled in while the output is written.
+public final class StackTruncation: @unchecked Sendable {
+    public struct Entry: Sendable {
+        public var module: String
+        public var rank: Int
+        /// `||D||_F^2` of the module's combined update D.
+        public var energy: Double
+        /// `||D - B' A'||_F^2`.
+        public var lostEnergy: Double
+
+        /// `||D - B' A'||_F / ||D||_F` (0 for D = 0).
+        public var relativeError: Double { energy > 0 ? (lostEnergy / energy).squareRoot() : 0 }
+    }
+
+    private let lock = NSLock()
+    private var recorded: [Entry] = []
+
+    public var entries: [Entry] {
+        lock.lock(); defer { lock.unlock() }
+        return recorded
+    }
+
+    /// `sqrt(sum lost / sum energy)` over all modules (nil before any module is truncated).
+    public var overallRelativeError: Double? {
+        let all = entries
+        guard !all.isEmpty else { return nil }
+        let energy = all.reduce(0) { $0 + $1.energy }, lost = all.reduce(0) { $0 + $1.lostEnergy }
+        return energy > 0 ? (lost / energy).squareRoot() : 0
+    }
+
+    func record(_ module: String, _ svd: SingularValueDecomposition) {
+        let e = svd.relativeError
+        lock.lock(); defer { lock.unlock() }
+        recorded.append(Entry(module: module, rank: svd.rank, energy: svd.frobeniusNormSquared, lostEnergy: e * e * svd.frobeniusNormSquared))
+    }
+}
