@@ -1,10 +1,10 @@
-"""Helpers for scripts/bench_prune.sh: synthetic checkpoints and the NumPy / torch references.
+"""Helpers for scripts/bench/04-prune.sh: synthetic checkpoints and the NumPy / torch references.
 
-  bench_prune.py make PATH TENSORS ROWS COLS SEED   write a safetensors file of F32 N(0, 0.02) tensors
+  prune_reference.py make PATH TENSORS ROWS COLS SEED   write a safetensors file of F32 N(0, 0.02) tensors
                                                    named model.layers.I.mlp.up_proj.weight, streaming
-  bench_prune.py numpy IN OUT SPARSITY             exact per-tensor magnitude pruning with np.partition
-  bench_prune.py torch IN OUT SPARSITY             torch.nn.utils.prune.l1_unstructured per tensor
-  bench_prune.py same A B                          exit 0 when two safetensors files hold equal tensors
+  prune_reference.py numpy IN OUT SPARSITY             exact per-tensor magnitude pruning with np.partition
+  prune_reference.py torch IN OUT SPARSITY             torch.nn.utils.prune.l1_unstructured per tensor
+  prune_reference.py same A B                          exit 0 when two safetensors files hold equal tensors
 """
 import json
 import os

@@ -2,12 +2,12 @@
 # Benchmark: `scalpel merge` against a NumPy reference (safetensors.numpy load, W + s * B @ A in f32, save)
 # on a 1B-parameter-shaped synthetic F16 base with TinyLlama's shapes (22 layers, hidden 2048,
 # intermediate 5632, 4 KV heads, vocab 32000) and a rank-16 adapter on all 154 linear layers.
-# Wall time and peak RSS from /usr/bin/time -v, side by side; writes docs/bench/merge.md.
+# Wall time and peak RSS from /usr/bin/time -v, side by side; writes docs/bench/06-merge.md.
 # Needs about 7 GB of free disk (base, two outputs) and 4 GB of free memory (the reference holds the model).
 #
-# Usage: scripts/bench_merge.sh [RUNS]   (SCALPEL_BIN, PYTHON as in scripts/bench/common.sh)
+# Usage: scripts/bench/06-merge.sh [RUNS]   (SCALPEL_BIN, PYTHON as in scripts/bench/common.sh)
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/bench/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 runs=${1:-3}
 DIR=$BENCH_DIR/merge
 BASE=$DIR/base.safetensors
@@ -158,7 +158,7 @@ rm -f "$DIR/scalpel.safetensors" "$DIR/numpy.safetensors"
     echo "(at most $ulps F16 ulp: the two BLAS libraries sum the rank-16 products in different orders)."
     echo
     echo '```'
-    echo "python $(basename "$DIR")/make_inputs.py base.safetensors adapter   # written by scripts/bench_merge.sh"
+    echo "python $(basename "$DIR")/make_inputs.py base.safetensors adapter   # written by scripts/bench/06-merge.sh"
     echo "/usr/bin/time -v scalpel merge base.safetensors adapter -o scalpel.safetensors"
     echo "/usr/bin/time -v python numpy_merge.py base.safetensors adapter numpy.safetensors"
     echo '```'
@@ -177,5 +177,5 @@ rm -f "$DIR/scalpel.safetensors" "$DIR/numpy.safetensors"
     cat "$REF"
     echo '```'
     echo
-} > "$SECTIONS/merge.md"
-cat "$SECTIONS/merge.md"
+} > "$SECTIONS/06-merge.md"
+cat "$SECTIONS/06-merge.md"
