@@ -16,6 +16,8 @@ extension InspectReport {
             ("data_bytes", .int(totals.bytes)),
             ("bits_per_parameter", .double(bitsPerParameter)),
             ("by_dtype", .object(byDType.map { ($0.0, .object(totalsJSON($0.1))) })),
+            ("logical_parameter_count", .int(logicalParameters)),
+            ("quantized_weights", .object(quantizedWeights.map { ($0.0, .object(totalsJSON($0.1))) })),
             ("group_by", .string(grouping.rawValue)),
             ("groups", .array(groups.map { .object([("name", .string($0.0))] + totalsJSON($0.1)) })),
             ("metadata", metadata.json),

@@ -2,7 +2,7 @@ extension InspectReport {
     /// The human-readable report. `listTensors` adds the tensor table, `showMetadata` the metadata.
     public func text(listTensors: Bool, showMetadata: Bool) -> String {
         var out: [String] = []
-        let summary: [(String, String)] = [
+        let base: [(String, String)] = [
             ("format", format.rawValue + (compressed ? " (zstd-compressed)" : "")),
             ("tensors", Format.grouped(totals.tensors)),
             ("parameters", "\(Format.grouped(totals.parameters)) (\(Format.count(totals.parameters)))"),
@@ -10,6 +10,13 @@ extension InspectReport {
             ("tensor data", "\(Format.grouped(totals.bytes)) bytes (\(Format.bytes(totals.bytes)))"),
             ("bits/parameter", Format.fixed(bitsPerParameter, 2)),
         ]
+        var summary = base
+        if !quantizedWeights.isEmpty {
+            summary.insert(("as weights", "\(Format.grouped(logicalParameters)) (\(Format.count(logicalParameters))), "
+                + quantizedWeights.map { "\($0.1.tensors) \($0.0)" }.joined(separator: ", ") + " weights in "
+                + Format.bytes(quantizedWeights.reduce(0) { $0 + $1.1.bytes })), at: 3)
+            summary[summary.count - 1].1 += ", " + Format.fixed(Double(totals.bytes) * 8 / Double(max(1, logicalParameters)), 2) + " per weight parameter"
+        }
         out.append(path)
         let w = summary.map(\.0.count).max()!
         for (k, v) in summary { out.append("  " + k + String(repeating: " ", count: w - k.count + 2) + v) }
@@ -25,10 +32,10 @@ extension InspectReport {
                 out.append("  ranks in file: " + adapterRanks.map { "r=\($0.0) x\($0.1)" }.joined(separator: ", "))
             }
             if !a.rankPattern.isEmpty {
-                out.append("  rank_pattern: " + a.rankPattern.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))
+                out.append("  rank_pattern: " + InspectReport.patterns(a.rankPattern.map { "\($0.0)=\($0.1)" }))
             }
             if !a.alphaPattern.isEmpty {
-                out.append("  alpha_pattern: " + a.alphaPattern.map { "\($0.0)=\(Format.stat($0.1))" }.joined(separator: ", "))
+                out.append("  alpha_pattern: " + InspectReport.patterns(a.alphaPattern.map { "\($0.0)=\(Format.stat($0.1))" }))
             }
         }
 
@@ -78,6 +85,12 @@ extension InspectReport {
             table.add([k, Format.grouped(t.tensors), Format.grouped(t.parameters), Format.bytes(t.bytes), Format.fixed(share, 1) + "%"])
         }
         return table.render()
+    }
+
+    /// Pattern entries in one line: all of a few, else the first three and a count (--json has all).
+    static func patterns(_ entries: [String]) -> String {
+        entries.count <= 4 ? entries.joined(separator: ", ")
+            : entries.prefix(3).joined(separator: ", ") + ", ... (\(entries.count) entries; --json lists all)"
     }
 
     /// A metadata value in one short line: long arrays are summarized.

@@ -14,6 +14,12 @@ public struct InspectReport: Sendable {
     public var adapter: AdapterConfig?
     /// LoRA ranks seen in the adapter's `lora_A` tensors, by rank, with their counts.
     public var adapterRanks: [(Int, Int)] = []
+    /// Weights stored in a quantized safetensors layout (bitsandbytes, compressed-tensors), by storage
+    /// ("NF4", "INT8"...): their count, logical parameters and bytes of all their parts.
+    public var quantizedWeights: [(String, TensorTotals)] = []
+    /// Parameters counting each quantized weight once by its logical shape (equal to
+    /// `totals.parameters` when nothing is stored in a multi-tensor layout).
+    public var logicalParameters: Int
 
     /// Builds the report from the header (and, with `stats`, from the data of the listed tensors,
     /// computed in parallel within each tensor).
@@ -31,6 +37,15 @@ public struct InspectReport: Sendable {
         } else if grouping == .layer {
             let index = { (key: String) in Int(key.dropFirst("layer ".count)) ?? Int.max }
             groups.sort { (index($0.0), $0.0) < (index($1.0), $1.0) }
+        }
+        logicalParameters = totals.parameters
+        // Quantized layouts need a few bytes of data (the bitsandbytes quant state): only when mapped.
+        if !ckpt.compressed || stats, let logical = try? LogicalTensors.resolve(ckpt) {
+            let multi = logical.filter { $0.fileIndex == nil }
+            quantizedWeights = TensorTotals.grouped(multi.map {
+                TensorInfo(name: $0.name, type: .plain(.u8), shape: $0.shape, byteCount: $0.storedBytes)
+            }) { t in multi.first { $0.name == t.name }!.storage }
+            logicalParameters = logical.reduce(0) { $0 + $1.elementCount }
         }
         metadata = ckpt.metadata
         var listed: [(TensorInfo, TensorStats?)] = []
