@@ -49,30 +49,3 @@ public struct OutputTensor: @unchecked Sendable {
         }
     }
 }
-
-/// Writes each tensor's bytes into an output file, reusing one scratch buffer.
-struct TensorDataWriter {
-    private var scratch: UnsafeMutableRawBufferPointer?
-
-    mutating func write(_ tensor: OutputTensor, to out: OutputFile) throws {
-        let n = tensor.byteCount
-        switch tensor.content {
-        case .view(let v):
-            guard v.bytes.count == n else {
-                throw ScalpelError.invalid(file: out.path, tensor: tensor.name, reason: "has \(v.bytes.count) bytes, expected \(n)")
-            }
-            try out.write(v.bytes)
-        case .compute(let fill):
-            if (scratch?.count ?? -1) < n {
-                scratch?.deallocate()
-                scratch = .allocate(byteCount: max(n, 1), alignment: 64)
-            }
-            let buf = UnsafeMutableRawBufferPointer(rebasing: scratch![0..<n])
-            try fill(buf)
-            try out.write(UnsafeRawBufferPointer(buf))
-        }
-        tensor.onWritten?()
-    }
-
-    func finish() { scratch?.deallocate() }
-}

@@ -70,12 +70,11 @@ public enum GGUFWriter {
         header.bytes.append(contentsOf: repeatElement(0, count: padded(header.bytes.count, to: alignment)! - header.bytes.count))
         try out.write(header.bytes)
 
-        var data = TensorDataWriter()
-        defer { data.finish() }
+        let data = TensorDataWriter(out: out)
         for t in tensors {
-            try data.write(t, to: out)
-            try out.writeZeros(padded(t.byteCount, to: alignment)! - t.byteCount)
+            try data.write(t, padding: padded(t.byteCount, to: alignment)! - t.byteCount)
         }
+        try data.finish()
     }
 
     /// The ggml type a tensor is stored as, after checking that GGUF and ggml accept its name and shape.

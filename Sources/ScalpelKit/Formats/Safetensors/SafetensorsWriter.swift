@@ -29,8 +29,8 @@ public enum SafetensorsWriter {
         let (header, ordered) = SafetensorsHeader.build(tensors.map(\.info), metadata: metadata)
         try out.write(header)
         let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
-        var writer = TensorDataWriter()
-        defer { writer.finish() }
-        for info in ordered { try writer.write(byName[info.name]!, to: out) }
+        let writer = TensorDataWriter(out: out)
+        for info in ordered { try writer.write(byName[info.name]!) }
+        try writer.finish()
     }
 }
