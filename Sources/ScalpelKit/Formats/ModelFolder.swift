@@ -12,7 +12,7 @@ public struct ModelFolder: Sendable {
     public init(checkpointPath: String) {
         var isDir: ObjCBool = false
         FileManager.default.fileExists(atPath: checkpointPath, isDirectory: &isDir)
-        let folder = isDir.boolValue ? checkpointPath : (checkpointPath as NSString).deletingLastPathComponent
+        let folder = isDir.boolValue ? checkpointPath : PathName.folder(checkpointPath)
         self.folder = folder
         guard isDir.boolValue || checkpointPath.hasSuffix(".index.json") else { companionFiles = []; return }
         let weightSuffixes = [".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth",

@@ -25,9 +25,9 @@ public final class OutputFile {
     /// - Parameter zstdLevel: compress with this zstd level (1...19), or nil for no compression.
     public init(path: String, zstdLevel: Int? = nil) throws {
         self.path = path
-        let dir = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
-        var template = Array(((dir.isEmpty ? "." : dir) + "/.\(base).tmp-XXXXXX").utf8CString)
+        let dir = PathName.folder(path)
+        let base = PathName.file(path)
+        var template = Array((dir + "/.\(base).tmp-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
             throw ScalpelError.io(file: path, reason: "cannot create a temporary file: \(String(cString: strerror(errno)))")

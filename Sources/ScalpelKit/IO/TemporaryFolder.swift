@@ -18,9 +18,9 @@ public final class TemporaryFolder {
         if FileManager.default.fileExists(atPath: finalPath) {
             throw ScalpelError.invalid(file: finalPath, tensor: nil, reason: "output already exists (remove it first)")
         }
-        let dir = (finalPath as NSString).deletingLastPathComponent
-        let base = (finalPath as NSString).lastPathComponent
-        var template = Array(((dir.isEmpty ? "." : dir) + "/.\(base).tmp-XXXXXX").utf8CString)
+        let dir = PathName.folder(finalPath)
+        let base = PathName.file(finalPath)
+        var template = Array((dir + "/.\(base).tmp-XXXXXX").utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw ScalpelError.io(file: finalPath, reason: "cannot create a temporary folder: \(String(cString: strerror(errno)))")
         }

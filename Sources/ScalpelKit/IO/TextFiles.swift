@@ -23,3 +23,31 @@ public func writeTextFile(_ text: String, to path: String) throws {
 public func canonicalPath(_ path: String) -> String {
     URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
 }
+
+/// Splitting paths without Foundation's `NSString` path methods, which trap on one-character paths in
+/// swift-corelibs-foundation.
+public enum PathName {
+    /// The folder part of `path` ("." when there is none): "a/b/c" -> "a/b", "c" -> ".", "x/" -> ".",
+    /// "/c" -> "/".
+    public static func folder(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "." }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
+    }
+
+    /// The last part of `path`, without trailing slashes: "a/b.safetensors" -> "b.safetensors", "x/" -> "x".
+    public static func file(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return String(p) }
+        return String(p[p.index(after: slash)...])
+    }
+
+    /// The last part without its extension: "a/model.gguf" -> "model".
+    public static func stem(_ path: String) -> String {
+        let f = file(path)
+        guard let dot = f.lastIndex(of: "."), dot != f.startIndex else { return f }
+        return String(f[..<dot])
+    }
+}

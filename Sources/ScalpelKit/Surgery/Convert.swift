@@ -78,7 +78,7 @@ public enum Convert {
         guard toGGUF else { return m }
         m["general.alignment"] = nil
         let arch = options.architecture ?? m["general.architecture"]?.stringValue ?? "unknown"
-        let stem = ((input.path as NSString).lastPathComponent as NSString).deletingPathExtension
+        let stem = PathName.stem(input.path)
         let name = options.name ?? m["general.name"]?.stringValue ?? stem.replacingOccurrences(of: ".safetensors", with: "")
         m["general.architecture"] = nil
         m["general.name"] = nil

@@ -120,6 +120,10 @@ public enum ExtractLoRA {
             }
             r.deltaEnergy = energy
             r.relativeChange = baseEnergy > 0 ? (energy / baseEnergy).squareRoot() : (energy > 0 ? .infinity : 0)
+            guard energy.isFinite else {
+                throw ScalpelError.invalid(file: tuned.path, tensor: t.name,
+                                           reason: "tuned - base holds NaN or infinite values (in the base or the tuned tensor)")
+            }
             guard energy > 0 else { results.append(r); continue }
             let decomposed = t.shape.count == 2 && options.selection.selects(t)
             guard decomposed else {
@@ -131,9 +135,6 @@ public enum ExtractLoRA {
                 log(r)
                 continue
             }
-            guard !d.contains(where: { !$0.isFinite }) else {
-                throw ScalpelError.invalid(file: tuned.path, tensor: t.name, reason: "the difference holds NaN or infinity")
-            }
             let m = Matrix(rows: t.shape[0], cols: t.shape[1], values: d)
             d = []
             let svd: SingularValueDecomposition
@@ -143,17 +144,25 @@ public enum ExtractLoRA {
                 svd = try RandomizedSVD.decompose(m, rule: options.rule, maxRank: options.maxRank, options: options.svd)
             }
             // An embedding's PEFT delta is (B A)^T: factor dW^T, i.e. swap and transpose the factors.
-            let f = TensorSelection.isEmbedding(t.name) ? svd.loraFactors(split: options.split).transposed : svd.loraFactors(split: options.split)
+            // llama.cpp's token_embd LoRA is laid out like any other weight (B [vocab, r], A [r, dim]).
+            let embedding = TensorSelection.isEmbedding(t.name) && options.format == .peft
+            let f = embedding ? svd.loraFactors(split: options.split).transposed : svd.loraFactors(split: options.split)
             r.status = "decomposed"
             r.rank = f.rank
             r.relativeError = svd.relativeError
             r.keptEnergy = 1 - r.relativeError * r.relativeError
             r.seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             let alpha = options.alpha ?? Double(f.rank)
-            factors.append((t.name, f, Float(Double(f.rank) / alpha), TensorSelection.isEmbedding(t.name)))
+            factors.append((t.name, f, Float(Double(f.rank) / alpha), embedding))
             if let dt = t.type.dtype { bytesByDType[dt, default: 0] += t.byteCount }
             results.append(r)
             log(r)
+        }
+        guard !factors.isEmpty || !full.isEmpty else {
+            let reason = results.contains { $0.status == "changed" }
+                ? "no selected 2-D tensor changed (changed tensors that are not decomposed need --save-full or a selection that includes them)"
+                : "no tensor differs between the base and the tuned checkpoint that could be decomposed"
+            throw ScalpelError.invalid(file: tuned.path, tensor: nil, reason: "nothing to extract: " + reason)
         }
         for t in tuned.tensors where base.index(of: t.name) == nil {
             results.append(TensorResult(name: t.name, shape: t.shape, status: "missing", detail: "only in the tuned checkpoint"))

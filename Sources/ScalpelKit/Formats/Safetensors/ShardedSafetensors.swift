@@ -6,7 +6,7 @@ public enum ShardedSafetensors {
     /// Opens the shards an index names. Every tensor of the weight map must be in the shard it names,
     /// and every tensor of every shard must be in the weight map.
     static func open(indexPath: String) throws -> Checkpoint {
-        let folder = (indexPath as NSString).deletingLastPathComponent
+        let folder = PathName.folder(indexPath)
         let text = try readSmallFile(indexPath)
         let json: JSONValue
         do { json = try JSONParser.parse(text) } catch {
@@ -24,12 +24,12 @@ public enum ShardedSafetensors {
             shardOf[tensor] = f
             if !shards.contains(f) { shards.append(f) }
         }
-        let ckpt = try open(folder: folder.isEmpty ? "." : folder, shards: shards.sorted(), path: indexPath)
+        let ckpt = try open(folder: folder, shards: shards.sorted(), path: indexPath)
         for t in ckpt.tensors where shardOf[t.name] == nil {
             throw ScalpelError.malformed(file: indexPath, tensor: t.name, reason: "tensor is in a shard but not in weight_map")
         }
         for (i, t) in ckpt.tensors.enumerated() {
-            let file = (ckpt.files[ckpt.locations[i].file].path as NSString).lastPathComponent
+            let file = PathName.file(ckpt.files[ckpt.locations[i].file].path)
             if shardOf[t.name] != file {
                 throw ScalpelError.malformed(file: indexPath, tensor: t.name, reason: "weight_map names \(shardOf[t.name]!) but the tensor is in \(file)")
             }
