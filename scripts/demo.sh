@@ -40,3 +40,46 @@ r = json.load(open(sys.argv[1]))
 for key in ("format", "tensor_count", "parameter_count", "file_bytes", "data_bytes", "bits_per_parameter", "by_dtype"):
     print(f"{key}: {json.dumps(r[key])}")
 PYEOF
+
+echo
+echo "== quantize: GGUF Q8_0 and Q4_0 (blocks byte-identical to ggml's reference quantizers)"
+MODEL_DIR=$(dirname "$MODEL")
+rm -rf "$OUT/minilm-q8_0.gguf" "$OUT/minilm-q4_0.gguf" "$OUT/minilm-nf4" "$OUT/minilm-int4" "$OUT/minilm-nf4-f32" "$OUT/q4_0.json"
+run "$SCALPEL" quantize "$MODEL" "$OUT/minilm-q8_0.gguf" --type q8_0
+run "$SCALPEL" quantize "$MODEL" "$OUT/minilm-q4_0.gguf" --type q4_0 --report "$OUT/q4_0.json"
+printf '\n# %s\n' "gguf-py reads both files:"
+"$PY" - "$OUT/minilm-q8_0.gguf" "$OUT/minilm-q4_0.gguf" <<'PYEOF'
+import collections, sys
+import gguf
+for path in sys.argv[1:]:
+    r = gguf.GGUFReader(path)
+    types = collections.Counter(t.tensor_type.name for t in r.tensors)
+    meta = {k: r.fields[k].contents() for k in ("general.file_type", "general.quantization_version")}
+    print(f"{path}: {len(r.tensors)} tensors {dict(types)}, {meta}")
+PYEOF
+
+echo
+echo "== quantize: bitsandbytes NF4 with double quantization, model folder to model folder"
+run "$SCALPEL" quantize "$MODEL_DIR" "$OUT/minilm-nf4" --type nf4 --double-quant
+run ls "$OUT/minilm-nf4"
+printf '\n# %s\n' "quantization_config in $OUT/minilm-nf4/config.json, and one weight's tensors as bitsandbytes saves them:"
+"$PY" - "$OUT/minilm-nf4" <<'PYEOF'
+import json, sys
+from safetensors import safe_open
+folder = sys.argv[1]
+print(json.dumps(json.load(open(folder + "/config.json"))["quantization_config"]))
+with safe_open(folder + "/model.safetensors", "np") as f:
+    name = "encoder.layer.0.attention.self.query.weight"
+    for key in sorted(k for k in f.keys() if k.startswith(name)):
+        t = f.get_slice(key)
+        print(f"{key}: {t.get_dtype()} {t.get_shape()}")
+    print(bytes(f.get_tensor(name + ".quant_state.bitsandbytes__nf4")).decode())
+PYEOF
+
+echo
+echo "== quantize: compressed-tensors int4 (W4A16, group 128), the layout vLLM loads"
+run "$SCALPEL" quantize "$MODEL_DIR" "$OUT/minilm-int4" --type int4 --group-size 128
+
+echo
+echo "== dequantize: back to plain F32 (quantization_config removed from the copied config.json)"
+run "$SCALPEL" dequantize "$OUT/minilm-nf4" "$OUT/minilm-nf4-f32" --dtype f32
