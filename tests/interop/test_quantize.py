@@ -1131,3 +1131,31 @@ def test_real_model_q8_0_and_nf4(scalpel, tmp, model_path):
     config = json.loads((tmp / "nf4" / "config.json").read_text())
     assert config["quantization_config"]["bnb_4bit_quant_type"] == "nf4"
     assert (tmp / "nf4" / "tokenizer.json").read_bytes() == (folder / "tokenizer.json").read_bytes()
+
+
+def test_sharded_and_compressed_inputs_and_outputs(scalpel, tmp):
+    """A sharded folder or a .zst file quantizes as the single file does; a bitsandbytes weight whose
+    parts land in different shards dequantizes as from one file."""
+    tensors, stored = four_bit_checkpoint(tmp)
+    src = tmp / "in.safetensors"
+    quantize(scalpel, src, tmp / "one.safetensors", "--type", "nf4", "--double-quant")
+    scalpel.run("convert", src, tmp / "shards", "--shard-size", "5KB")
+    scalpel.run("convert", src, tmp / "in.safetensors.zst")
+    assert len(list((tmp / "shards").glob("*.safetensors"))) > 2
+    one = st_arrays(tmp / "one.safetensors")
+    for i, source in enumerate([tmp / "shards", tmp / "shards" / "model.safetensors.index.json", tmp / "in.safetensors.zst"]):
+        out = tmp / f"out{i}"
+        quantize(scalpel, source, out, "--type", "nf4", "--double-quant", "--shard-size", "5KB")
+        files = sorted(out.glob("*.safetensors"))
+        assert len(files) > 2 and (out / "model.safetensors.index.json").is_file()
+        merged = {}
+        for f in files:
+            merged.update(st_arrays(f))
+        assert merged == one, source
+        scalpel.run("dequantize", out, tmp / f"deq{i}.safetensors", "--dtype", "f32")
+        back = load_file(str(tmp / f"deq{i}.safetensors"))
+        for name in (n for n, v in stored.items() if v.ndim == 2):
+            _, _, dequantized = expected_four_bit(stored[name], "nf4", 64, True, tensors[name][1])
+            assert same_bits(back[name], dequantized), (source, name)
+    quantize(scalpel, tmp / "in.safetensors.zst", tmp / "out.gguf.zst", "--type", "q4_0")
+    assert (tmp / "out.gguf.zst").read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
