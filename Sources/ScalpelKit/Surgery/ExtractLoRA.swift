@@ -144,8 +144,12 @@ public enum ExtractLoRA {
                 svd = try RandomizedSVD.decompose(m, rule: options.rule, maxRank: options.maxRank, options: options.svd)
             }
             // An embedding's PEFT delta is (B A)^T: factor dW^T, i.e. swap and transpose the factors.
-            // llama.cpp's token_embd LoRA is laid out like any other weight (B [vocab, r], A [r, dim]).
-            let embedding = TensorSelection.isEmbedding(t.name) && options.format == .peft
+            // llama.cpp flips token_embd's pair (lora_a [vocab, r], lora_b [dim, r]); that layout is not
+            // written yet, so it is refused rather than written in a form llama.cpp rejects.
+            if options.format == .gguf && TensorSelection.isEmbedding(t.name) {
+                throw ScalpelError.invalid(file: base.path, tensor: t.name, reason: "llama.cpp's flipped token_embd LoRA layout is not supported yet: use --embeddings skip (the default) with --format gguf")
+            }
+            let embedding = TensorSelection.isEmbedding(t.name)
             let f = embedding ? svd.loraFactors(split: options.split).transposed : svd.loraFactors(split: options.split)
             r.status = "decomposed"
             r.rank = f.rank
@@ -158,9 +162,9 @@ public enum ExtractLoRA {
             results.append(r)
             log(r)
         }
-        guard !factors.isEmpty || !full.isEmpty else {
-            let reason = results.contains { $0.status == "changed" }
-                ? "no selected 2-D tensor changed (changed tensors that are not decomposed need --save-full or a selection that includes them)"
+        guard !factors.isEmpty else {
+            let reason = results.contains { $0.status == "changed" || $0.status == "saved" }
+                ? "no selected 2-D tensor changed (the changed ones are not decomposed; --save-full alone makes no loadable adapter: PEFT needs at least one LoRA module)"
                 : "no tensor differs between the base and the tuned checkpoint that could be decomposed"
             throw ScalpelError.invalid(file: tuned.path, tensor: nil, reason: "nothing to extract: " + reason)
         }
