@@ -83,3 +83,71 @@ run "$SCALPEL" quantize "$MODEL_DIR" "$OUT/minilm-int4" --type int4 --group-size
 echo
 echo "== dequantize: back to plain F32 (quantization_config removed from the copied config.json)"
 run "$SCALPEL" dequantize "$OUT/minilm-nf4" "$OUT/minilm-nf4-f32" --dtype f32
+
+echo
+echo "== extract-lora: a LoRA from a full fine-tune (the model against a perturbed copy of itself)"
+rm -rf "$OUT/minilm-tuned.safetensors" "$OUT/minilm-lora" "$OUT/minilm-lora-merged.safetensors"
+printf '\n# %s\n' "a stand-in fine-tune: each encoder linear weight W + rank-8 update (5% of ||W||, decaying spectrum) + noise (0.5%)"
+"$PY" - "$MODEL" "$OUT/minilm-tuned.safetensors" <<'PYEOF'
+import sys
+import numpy as np
+from safetensors.numpy import load_file, save_file
+src, dst = sys.argv[1:3]
+weights = load_file(src)
+rng = np.random.default_rng(0)
+changed = 0
+for name in sorted(weights):
+    w = weights[name]
+    if not (name.startswith("encoder.layer.") and name.endswith(".weight") and w.ndim == 2):
+        continue
+    m, n = w.shape
+    norm = np.linalg.norm(w.astype(np.float64))
+    s = 0.7 ** np.arange(8)
+    s *= 0.05 * norm / np.linalg.norm(s)
+    u, v = np.linalg.qr(rng.standard_normal((m, 8)))[0], np.linalg.qr(rng.standard_normal((n, 8)))[0]
+    d = (u * s) @ v.T + (0.005 * norm / np.sqrt(m * n)) * rng.standard_normal((m, n))
+    weights[name] = (w + d).astype(w.dtype)
+    changed += 1
+save_file(weights, dst, metadata={"format": "pt"})
+print(f"{dst}: {changed} linear weights changed, the other {len(weights) - changed} tensors identical")
+PYEOF
+run "$SCALPEL" extract-lora --base "$MODEL" --tuned "$OUT/minilm-tuned.safetensors" -o "$OUT/minilm-lora" --rank 16 --base-id sentence-transformers/all-MiniLM-L6-v2
+printf '\n# %s\n' "the PEFT adapter folder:"
+"$PY" - "$OUT/minilm-lora" <<'PYEOF'
+import json, sys
+from safetensors import safe_open
+folder = sys.argv[1]
+config = json.load(open(folder + "/adapter_config.json"))
+print({k: config[k] for k in ("peft_type", "r", "lora_alpha", "base_model_name_or_path", "rank_pattern")})
+targets = config["target_modules"]
+# Full module paths: pooler.dense is unchanged, so the leaf name "dense" would also target it.
+print(f"target_modules: {len(targets)} paths, {targets[:2]} ...")
+with safe_open(folder + "/adapter_model.safetensors", "np") as f:
+    keys = sorted(f.keys())
+    for key in keys[:2]:
+        print(f"{key}: {f.get_slice(key).get_dtype()} {f.get_slice(key).get_shape()}")
+    print(f"... {len(keys)} tensors")
+PYEOF
+run "$SCALPEL" merge "$MODEL" "$OUT/minilm-lora" -o "$OUT/minilm-lora-merged.safetensors"
+printf '\n# %s\n' "reconstruction: base + LoRA (merged by scalpel) against the perturbed copy, and the best rank 16 can do (numpy SVD):"
+"$PY" - "$MODEL" "$OUT/minilm-tuned.safetensors" "$OUT/minilm-lora-merged.safetensors" <<'PYEOF'
+import sys
+import numpy as np
+from safetensors.numpy import load_file
+base, tuned, merged = (load_file(p) for p in sys.argv[1:4])
+errors, ratios, worst_other = [], [], 0.0
+for name in sorted(base):
+    d = tuned[name].astype(np.float64) - base[name].astype(np.float64)
+    got = merged[name].astype(np.float64) - base[name].astype(np.float64)
+    if not d.any():
+        worst_other = max(worst_other, float(np.abs(got).max()))
+        continue
+    s = np.linalg.svd(d, compute_uv=False)
+    err = np.linalg.norm(got - d) / np.linalg.norm(d)
+    optimal = np.sqrt((s[16:] ** 2).sum() / (s ** 2).sum())
+    errors.append(err)
+    ratios.append(err / optimal)
+print(f"{len(errors)} changed tensors: relative error of the difference mean {np.mean(errors):.4f}, "
+      f"max {np.max(errors):.4f}; scalpel / optimal rank-16 error: max {np.max(ratios):.5f}")
+print(f"unchanged tensors: largest change after the merge {worst_other}")
+PYEOF
