@@ -398,6 +398,8 @@ NONFINITE_TYPES = [("q8_0", "out.gguf"), ("q4_1", "out.gguf"), ("nf4", "out.safe
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("qtype,out_name", NONFINITE_TYPES, ids=[t for t, _ in NONFINITE_TYPES])
 def test_nonfinite_input_fails_naming_the_tensor(scalpel, tmp, qtype, out_name, bad):
+    """KNOWN BUG: the GGUF cases fail (often, not always) since 2f2263a with a temporary file left behind or
+    a SIGILL; see test_error_while_writing_leaves_no_temporary_file, which reproduces it reliably."""
     rng = np.random.default_rng(4)
     w = rng.standard_normal((8, 128)).astype(f32)
     w[5, 77] = bad
@@ -1159,3 +1161,23 @@ def test_sharded_and_compressed_inputs_and_outputs(scalpel, tmp):
             assert same_bits(back[name], dequantized), (source, name)
     quantize(scalpel, tmp / "in.safetensors.zst", tmp / "out.gguf.zst", "--type", "q4_0")
     assert (tmp / "out.gguf.zst").read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+
+
+@pytest.mark.parametrize("qtype,out_name", [("q8_0", "out.gguf"), ("f16", "out.safetensors")])
+def test_error_while_writing_leaves_no_temporary_file(scalpel, tmp, qtype, out_name):
+    """A tensor that fails while the output is being written (here a NaN, found when its values are
+    computed) after a large tensor: exit 1, one error line, and neither the output nor its temporary file.
+
+    KNOWN BUG (fails since 2f2263a, "Writers compute the next tensor while the previous one is written"):
+    every run leaves `.out.gguf.tmp-XXXXXX` (or `.out.safetensors.tmp-...`) behind, and about one run in
+    ten dies with SIGILL instead of exiting 1: TensorDataWriter's last reference is released by its own
+    background block, so its deinit runs on its serial queue and calls `queue.sync {}` on that queue."""
+    bad = np.ones((8, 128), dtype=f32)
+    bad[5, 77] = np.nan
+    write_checkpoint(tmp / "in.safetensors", {"a.big.weight": (np.random.default_rng(0).standard_normal((2048, 2048)), "F32"),
+                                               "b.bad.weight": (bad, "F32")})
+    for _ in range(3):
+        proc = scalpel.run("quantize", tmp / "in.safetensors", tmp / out_name, "--type", qtype, check=False)
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        assert len(proc.stderr.strip().splitlines()) == 1 and "b.bad.weight" in proc.stderr
+        no_leftovers(tmp, ["in.safetensors"])
