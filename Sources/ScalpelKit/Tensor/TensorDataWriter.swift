@@ -10,16 +10,35 @@ import Foundation
 /// computing. Bytes reach the file in call order. The first error (of a fill or of a write) is thrown by
 /// the next call or by `finish()`.
 final class TensorDataWriter {
-    private let out: OutputFile
+    /// What the background writes touch. The queued blocks retain this, never the writer itself, so the
+    /// writer's deinit always runs on the caller's thread (where it may wait for the queue).
+    private final class Shared: @unchecked Sendable {
+        let out: OutputFile
+        /// Signalled when a buffer's bytes have been written and it can be filled again.
+        let available = [DispatchSemaphore(value: 1), DispatchSemaphore(value: 1)]
+        private let lock = NSLock()
+        private var error: Error?
+
+        init(out: OutputFile) { self.out = out }
+
+        var firstError: Error? {
+            lock.lock(); defer { lock.unlock() }
+            return error
+        }
+
+        func record(_ e: Error) {
+            lock.lock(); defer { lock.unlock() }
+            if error == nil { error = e }
+        }
+    }
+
+    private let shared: Shared
+    private var out: OutputFile { shared.out }
     private let queue = DispatchQueue(label: "scalpel.tensor-writer")
     private var buffers: [UnsafeMutableRawBufferPointer?] = [nil, nil]
-    /// Signalled when a buffer's bytes have been written and it can be filled again.
-    private let available = [DispatchSemaphore(value: 1), DispatchSemaphore(value: 1)]
     private var nextBuffer = 0
-    private let lock = NSLock()
-    private var writeError: Error?
 
-    init(out: OutputFile) { self.out = out }
+    init(out: OutputFile) { shared = Shared(out: out) }
 
     deinit {
         queue.sync {}
@@ -39,14 +58,14 @@ final class TensorDataWriter {
         case .compute(let fill):
             let k = nextBuffer
             nextBuffer ^= 1
-            available[k].wait()
+            shared.available[k].wait()
             if (buffers[k]?.count ?? -1) < n {
                 buffers[k]?.deallocate()
                 buffers[k] = .allocate(byteCount: max(n, 1), alignment: 64)
             }
             let buf = UnsafeMutableRawBufferPointer(rebasing: buffers[k]![0..<n])
             do { try fill(buf) } catch {
-                available[k].signal()
+                shared.available[k].signal()
                 throw error
             }
             enqueue(UncheckedBox((UnsafeRawBufferPointer(buf), tensor.onWritten)), padding: padding, releasing: k)
@@ -60,28 +79,22 @@ final class TensorDataWriter {
     }
 
     private func enqueue(_ item: UncheckedBox<(UnsafeRawBufferPointer, (() -> Void)?)>, padding: Int, releasing k: Int?) {
-        let me = UncheckedBox(self)
+        let shared = self.shared
         queue.async {
-            let w = me.value
-            if w.currentError == nil {
+            if shared.firstError == nil {
                 do {
-                    try w.out.write(item.value.0)
-                    try w.out.writeZeros(padding)
+                    try shared.out.write(item.value.0)
+                    try shared.out.writeZeros(padding)
                     item.value.1?()
                 } catch {
-                    w.lock.lock(); w.writeError = w.writeError ?? error; w.lock.unlock()
+                    shared.record(error)
                 }
             }
-            if let k { w.available[k].signal() }
+            if let k { shared.available[k].signal() }
         }
     }
 
-    private var currentError: Error? {
-        lock.lock(); defer { lock.unlock() }
-        return writeError
-    }
-
     private func rethrowWriteError() throws {
-        if let e = currentError { throw e }
+        if let e = shared.firstError { throw e }
     }
 }
