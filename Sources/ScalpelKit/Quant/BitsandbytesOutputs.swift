@@ -11,22 +11,19 @@ enum BitsandbytesOutputs {
                         result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
         let info = source.info
         let name = info.name
-        let quantize = { (values: [Float]) throws -> FourBitQuantized in
-            try values.withUnsafeBufferPointer {
-                try FourBit.quantize($0, kind: kind, blockSize: options.blockSize, doubleQuant: options.doubleQuant)
-            }
+        let (q, error) = try source.withValues { values in
+            let q = try FourBit.quantize(values, kind: kind, blockSize: options.blockSize, doubleQuant: options.doubleQuant)
+            return (q, fourBitError(q, original: values))
         }
-        let values = try source.values()
-        let q = try quantize(values)
-        var back = [Float](repeating: 0, count: values.count)
-        back.withUnsafeMutableBufferPointer { FourBit.dequantize(q, into: $0) }
         let state = try FourBitQuantState.json(for: q, dtype: source.floatDType, shape: info.shape)
         cache.keep(q.codes, bytes: q.codes.count, for: name)
         source.release()
 
         var outputs: [OutputTensor] = [
             OutputTensor(name: name, type: .plain(.u8), shape: [q.codes.count, 1], content: .compute { buf in
-                let codes = try cache.take(name, as: [UInt8].self) ?? quantize(try source.values()).codes
+                let codes = try cache.take(name, as: [UInt8].self) ?? source.withValues {
+                    try FourBit.quantize($0, kind: kind, blockSize: options.blockSize, doubleQuant: options.doubleQuant).codes
+                }
                 buf.copyBytes(from: codes)
             }, onWritten: source.release),
             constant(name + ".quant_map", kind.quantMap),
@@ -43,8 +40,41 @@ enum BitsandbytesOutputs {
         r.bytesAfter = outputs.reduce(0) { $0 + $1.byteCount }
         r.note = note
         report.record(r)
-        QuantizedOutputs.record(values, back, name: name, report: report)
+        report.setError(name, relativeRMSE: error.errorEnergy == 0 ? 0 : error.relativeRMSE,
+                        sqnrDB: error.errorEnergy == 0 ? .infinity : error.sqnrDB)
         return outputs
+    }
+
+    /// The round-trip error of 4-bit codes, dequantized a chunk of blocks at a time into small buffers.
+    static func fourBitError(_ q: FourBitQuantized, original: UnsafeBufferPointer<Float>) -> QuantError {
+        let scales = q.blockScales
+        let chunk = q.blockSize * max(1, 65536 / q.blockSize)
+        let n = original.count
+        var parts = [QuantError?](repeating: nil, count: (n + chunk - 1) / chunk)
+        let io = UncheckedBox((original, q.codes, scales))
+        parts.withUnsafeMutableBufferPointer { p in
+            let out = UncheckedBox(p)
+            parallelChunks(count: n, chunk: chunk) { r in
+                let (o, codes, scales) = io.value
+                var back = [Float](repeating: 0, count: r.count)
+                codes.withUnsafeBufferPointer { c in
+                    scales.withUnsafeBufferPointer { s in
+                        back.withUnsafeMutableBufferPointer {
+                            FourBit.dequantize(codes: UnsafeBufferPointer(rebasing: c[(r.lowerBound / 2)..<((r.upperBound + 1) / 2)]),
+                                               scales: UnsafeBufferPointer(rebasing: s[(r.lowerBound / q.blockSize)...]),
+                                               kind: q.kind, blockSize: q.blockSize, into: $0)
+                        }
+                    }
+                }
+                out.value[r.lowerBound / chunk] = back.withUnsafeBufferPointer {
+                    QuantError.measure(original: UnsafeBufferPointer(rebasing: o[r]), reconstructed: $0)
+                }
+            }
+        }
+        return parts.compactMap { $0 }.reduce(QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0)) {
+            QuantError(count: $0.count + $1.count, signalEnergy: $0.signalEnergy + $1.signalEnergy,
+                       errorEnergy: $0.errorEnergy + $1.errorEnergy, maxAbsError: max($0.maxAbsError, $1.maxAbsError))
+        }
     }
 
     /// LLM.int8: `P.weight` (I8 `[out, in]`), `P.SCB` (F32 `[out]`) and `P.weight_format` (U8 scalar 0,

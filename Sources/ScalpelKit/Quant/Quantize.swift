@@ -134,18 +134,37 @@ struct SourceTensor: @unchecked Sendable {
         return .f32
     }
 
-    /// The values as f32.
+    /// The values as f32 (a copy).
     /// - Throws: when a value is NaN or infinite (unless allowed), naming the tensor.
     func values() throws -> [Float] {
-        let v = try logical.decode()
-        if !allowNonfinite {
-            let bad = v.withUnsafeBufferPointer { NonFinite.count($0) }
-            if bad > 0 {
-                throw ScalpelError.invalid(file: checkpoint.path, tensor: logical.name,
-                                           reason: "has \(bad) NaN or infinite values (--allow-nonfinite quantizes it anyway)")
+        try withValues { Array($0) }
+    }
+
+    /// Calls `body` with the values as f32: straight from the mapped file for an aligned F32 tensor (no
+    /// copy), else from a decoded array. Checks for NaN and Inf first when `checkFinite` (and not allowed).
+    func withValues<R>(checkFinite: Bool = true, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        if let i = logical.fileIndex, checkpoint.tensors[i].type == .plain(.f32) {
+            let bytes = try checkpoint.view(at: i).bytes
+            if Int(bitPattern: bytes.baseAddress) % MemoryLayout<Float>.alignment == 0 {
+                let floats = bytes.bindMemory(to: Float.self)
+                if checkFinite { try check(floats) }
+                return try body(floats)
             }
         }
-        return v
+        let v = try logical.decode()
+        return try v.withUnsafeBufferPointer { p in
+            if checkFinite { try check(p) }
+            return try body(p)
+        }
+    }
+
+    private func check(_ v: UnsafeBufferPointer<Float>) throws {
+        guard !allowNonfinite else { return }
+        let bad = NonFinite.count(v)
+        if bad > 0 {
+            throw ScalpelError.invalid(file: checkpoint.path, tensor: logical.name,
+                                       reason: "has \(bad) NaN or infinite values (--allow-nonfinite quantizes it anyway)")
+        }
     }
 
     /// The file tensors as they are (for tensors that are kept).

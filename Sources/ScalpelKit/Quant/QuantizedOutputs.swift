@@ -102,14 +102,45 @@ enum QuantizedOutputs {
         r.note = note
         report.record(r)
         return OutputTensor(name: r.name, type: .block(type), shape: r.shape, content: .compute { buf in
-            let values = try source.values()
-            do { try values.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, $0, into: buf) } } catch let ScalpelError.invalid(_, _, reason) {
-                throw ScalpelError.invalid(file: source.checkpoint.path, tensor: r.name, reason: reason)
+            // The quantizer refuses NaN and Inf itself (ggml's result is undefined for them).
+            let error = try source.withValues(checkFinite: false) { values in
+                do { try GGMLQuantize.quantize(type, values, into: buf) } catch let ScalpelError.invalid(_, _, reason) {
+                    let nonfinite = values.contains { !$0.isFinite }
+                    throw ScalpelError.invalid(file: source.checkpoint.path, tensor: r.name, reason: nonfinite
+                        ? "has NaN or infinite values, which ggml's \(type.name) cannot quantize (--allow-nonfinite does not apply to GGUF types): \(reason)"
+                        : reason)
+                }
+                return try blockwiseError(type, original: values, quantized: UnsafeRawBufferPointer(buf))
             }
-            var back = [Float](repeating: 0, count: values.count)
-            try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(buf), into: $0) }
-            record(values, back, name: r.name, report: report)
+            report.setError(r.name, relativeRMSE: error.errorEnergy == 0 ? 0 : error.relativeRMSE,
+                            sqnrDB: error.errorEnergy == 0 ? .infinity : error.sqnrDB)
         }, onWritten: source.release)
+    }
+
+    /// The round-trip error of ggml blocks, dequantized a chunk at a time into small buffers (no
+    /// whole-tensor copy), in parallel over fixed chunks.
+    static func blockwiseError(_ type: GGMLType, original: UnsafeBufferPointer<Float>, quantized: UnsafeRawBufferPointer) throws -> QuantError {
+        let chunk = 64 * type.blockSize * 32
+        let n = original.count
+        let chunks = (n + chunk - 1) / chunk
+        var parts = [QuantError?](repeating: nil, count: chunks)
+        let io = UncheckedBox((original, quantized))
+        try parts.withUnsafeMutableBufferPointer { p in
+            let out = UncheckedBox(p)
+            try parallelChunksThrowing(count: n, chunk: chunk) { r in
+                let (o, q) = io.value
+                let bytes = UnsafeRawBufferPointer(rebasing: q[(r.lowerBound / type.blockSize * type.typeSize)..<(r.upperBound / type.blockSize * type.typeSize)])
+                var back = [Float](repeating: 0, count: r.count)
+                try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, bytes, into: $0) }
+                out.value[r.lowerBound / chunk] = back.withUnsafeBufferPointer {
+                    QuantError.measure(original: UnsafeBufferPointer(rebasing: o[r]), reconstructed: $0)
+                }
+            }
+        }
+        return parts.compactMap { $0 }.reduce(QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0)) {
+            QuantError(count: $0.count + $1.count, signalEnergy: $0.signalEnergy + $1.signalEnergy,
+                       errorEnergy: $0.errorEnergy + $1.errorEnergy, maxAbsError: max($0.maxAbsError, $1.maxAbsError))
+        }
     }
 
     /// Records the error of a round trip.
