@@ -151,3 +151,32 @@ print(f"{len(errors)} changed tensors: relative error of the difference mean {np
       f"max {np.max(errors):.4f}; scalpel / optimal rank-16 error: max {np.max(ratios):.5f}")
 print(f"unchanged tensors: largest change after the merge {worst_other}")
 PYEOF
+
+echo
+echo "== stack: two copies of the extracted LoRA at weight 0.5 each, concatenated (exact: same delta as one copy)"
+run "$SCALPEL" stack "$OUT/minilm-lora:0.5" "$OUT/minilm-lora:0.5" -o "$OUT/minilm-lora-stacked" --method cat
+run "$SCALPEL" inspect "$OUT/minilm-lora-stacked"
+
+echo
+echo "== convert: to GGUF in F16, to shards, and zstd-compressed"
+run "$SCALPEL" convert "$MODEL" "$OUT/minilm-f16.gguf" --dtype f16 --arch bert
+run "$SCALPEL" convert "$MODEL" "$OUT/minilm-shards" --shard-size 40MB
+run ls "$OUT/minilm-shards"
+run "$SCALPEL" convert "$MODEL" "$OUT/minilm.safetensors.zst" --zstd-level 19
+
+echo
+echo "== prune: 50% per tensor and 2:4, written zstd-compressed; the zeros compress"
+run "$SCALPEL" prune "$MODEL" "$OUT/minilm-pruned50.safetensors.zst" --sparsity 0.5 --zstd-level 19 --json --report "$OUT/prune50.json" > /dev/null
+"$PY" - "$OUT/prune50.json" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = r["total"]
+print("total:", {k: t[k] for k in t if k in ("target_sparsity", "achieved_sparsity", "zeroed", "norm_removed_fraction")})
+PYEOF
+run "$SCALPEL" prune "$MODEL" "$OUT/minilm-2of4.safetensors.zst" --pattern 2:4 --zstd-level 19 --json > /dev/null
+run "$SCALPEL" inspect "$OUT/minilm-pruned50.safetensors.zst" --stats --filter 'encoder.layer.0.attention.self.query.weight'
+printf '\n# %s\n' "compressed sizes (zstd -19): dense vs pruned"
+ls -l "$OUT/minilm.safetensors.zst" "$OUT/minilm-pruned50.safetensors.zst" "$OUT/minilm-2of4.safetensors.zst" | awk '{printf "%12d  %s\n", $5, $9}'
+
+echo
+echo "demo done: outputs are in $OUT"
