@@ -104,37 +104,36 @@ enum QuantizedOutputs {
         return OutputTensor(name: r.name, type: .block(type), shape: r.shape, content: .compute { buf in
             // The quantizer refuses NaN and Inf itself (ggml's result is undefined for them).
             let error = try source.withValues(checkFinite: false) { values in
-                do { try GGMLQuantize.quantize(type, values, into: buf) } catch let ScalpelError.invalid(_, _, reason) {
+                do { return try quantizeMeasuring(type, values, into: buf) } catch let ScalpelError.invalid(_, _, reason) {
                     let nonfinite = values.contains { !$0.isFinite }
                     throw ScalpelError.invalid(file: source.checkpoint.path, tensor: r.name, reason: nonfinite
                         ? "has NaN or infinite values, which ggml's \(type.name) cannot quantize (--allow-nonfinite does not apply to GGUF types): \(reason)"
                         : reason)
                 }
-                return try blockwiseError(type, original: values, quantized: UnsafeRawBufferPointer(buf))
             }
             report.setError(r.name, relativeRMSE: error.errorEnergy == 0 ? 0 : error.relativeRMSE,
                             sqnrDB: error.errorEnergy == 0 ? .infinity : error.sqnrDB)
         }, onWritten: source.release)
     }
 
-    /// The round-trip error of ggml blocks, dequantized a chunk at a time into small buffers (no
-    /// whole-tensor copy), in parallel over fixed chunks.
-    static func blockwiseError(_ type: GGMLType, original: UnsafeBufferPointer<Float>, quantized: UnsafeRawBufferPointer) throws -> QuantError {
-        let chunk = 64 * type.blockSize * 32
-        let n = original.count
-        let chunks = (n + chunk - 1) / chunk
-        var parts = [QuantError?](repeating: nil, count: chunks)
-        let io = UncheckedBox((original, quantized))
+    /// Quantizes with ggml's reference quantizer and measures the round-trip error in one pass: each
+    /// fixed chunk of blocks is quantized, dequantized into a small buffer and compared while it is still
+    /// in cache, chunks in parallel. The bytes are those of `GGMLQuantize.quantize` on the whole tensor.
+    static func quantizeMeasuring(_ type: GGMLType, _ values: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer) throws -> QuantError {
+        let blocksPerChunk = 2048
+        let blocks = values.count / type.blockSize
+        var parts = [QuantError?](repeating: nil, count: (blocks + blocksPerChunk - 1) / blocksPerChunk)
+        let io = UncheckedBox((values, dst))
         try parts.withUnsafeMutableBufferPointer { p in
             let out = UncheckedBox(p)
-            try parallelChunksThrowing(count: n, chunk: chunk) { r in
-                let (o, q) = io.value
-                let bytes = UnsafeRawBufferPointer(rebasing: q[(r.lowerBound / type.blockSize * type.typeSize)..<(r.upperBound / type.blockSize * type.typeSize)])
-                var back = [Float](repeating: 0, count: r.count)
-                try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, bytes, into: $0) }
-                out.value[r.lowerBound / chunk] = back.withUnsafeBufferPointer {
-                    QuantError.measure(original: UnsafeBufferPointer(rebasing: o[r]), reconstructed: $0)
-                }
+            try parallelChunksThrowing(count: blocks, chunk: blocksPerChunk) { r in
+                let (v, d) = io.value
+                let original = UnsafeBufferPointer(rebasing: v[(r.lowerBound * type.blockSize)..<(r.upperBound * type.blockSize)])
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: d[(r.lowerBound * type.typeSize)..<(r.upperBound * type.typeSize)])
+                try GGMLQuantize.quantize(type, original, into: bytes)
+                var back = [Float](repeating: 0, count: original.count)
+                try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(bytes), into: $0) }
+                out.value[r.lowerBound / blocksPerChunk] = back.withUnsafeBufferPointer { QuantError.measure(original: original, reconstructed: $0) }
             }
         }
         return parts.compactMap { $0 }.reduce(QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0)) {
