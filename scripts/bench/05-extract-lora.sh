@@ -11,7 +11,8 @@
 #  2. End to end on a 1B-parameter-shaped F16 pair (extract_lora_inputs.py tinyllama): wall time and peak RSS
 #     from /usr/bin/time -v for --rank 16, --rank 64 and --max-error 0.3 --max-rank 128.
 #
-# Needs about 6 GB of free disk (work/bench/extract) and 2 GB of memory. Environment: SCALPEL_BIN, PYTHON.
+# Needs about 6 GB of free disk (work/bench/extract, removed at the end) and 2 GB of memory.
+# Environment: SCALPEL_BIN, PYTHON.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ -x "$SCALPEL" ] || { echo "no scalpel binary at $SCALPEL (make build)"; exit 1; }
@@ -44,8 +45,10 @@ rm -rf "$DIR/exact"
 exact=$(timing --runs 1 --warmup 0 -- "$SCALPEL" extract-lora --base "$SB" --tuned "$ST" -o "$DIR/exact" --rank 64 --exact)
 echo "scalpel --exact: $exact"
 rm -rf "$DIR/np-r16" "$DIR/np-r64"
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 numpy=$(timing --runs 1 --warmup 0 -- "$PY" "$REF" extract "$SB" "$ST" "$DIR/np" 16,64 "$DIR/np-errors.json")
-echo "numpy: $numpy"
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+echo "numpy: $numpy (load average $load_before before, $load_after after)"
 for r in 16 64; do "$PY" "$REF" errors "$SB" "$ST" "$DIR/s$r" "$DIR/s$r-errors.json"; done
 "$PY" "$REF" errors "$SB" "$ST" "$DIR/exact" "$DIR/exact-errors.json"
 np_t=$(field median <<<"$numpy"); exact_t=$(field median <<<"$exact")
@@ -134,6 +137,9 @@ rm -rf "$DIR/e2e"
     echo "| \`scalpel extract-lora --rank 64 --exact\` (full sgesdd, 1 run) | $(num "$exact_t" .1f) s | $(num "$np_t/$exact_t" .2f)x |"
     echo "| NumPy full SVD per matrix, ranks 16 and 64 (1 run) | $(num "$np_t" .1f) s | 1x |"
     echo
+    echo "1-minute load average just before / after the NumPy run: $load_before / $load_after (2 cores; above 2"
+    echo "means other work competed for them, which slows the long NumPy run more than the short scalpel runs)."
+    echo
     echo "Relative Frobenius errors ||dW - B A|| / ||dW|| of scalpel's adapter files (computed in NumPy from the"
     echo "files) next to the optimal error of the same rank from NumPy's singular values (means over the 8 layers):"
     echo
@@ -168,3 +174,4 @@ rm -rf "$DIR/e2e"
     echo
 } > "$SECTIONS/05-extract-lora.md"
 cat "$SECTIONS/05-extract-lora.md"
+rm -rf "$DIR"  # 5.4 GB of inputs: not kept for the sections that follow in `make bench`
