@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ScalpelKit
 
 /// Which tensors a transform applies to: shared by quantize and prune.
@@ -36,9 +37,16 @@ struct ReportOptions: ParsableArguments {
         }
     }
 
-    /// Refuses a report path that is one of the command's inputs or outputs.
+    /// Refuses, before anything is written, a report path that is one of the command's inputs or
+    /// outputs or whose folder is missing or not writable.
     func check(against paths: [String]) throws {
         guard let report else { return }
+        let folder = PathName.folder(report)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue,
+              FileManager.default.isWritableFile(atPath: folder) else {
+            throw ScalpelError.io(file: report, reason: "cannot write the report: folder \(folder) is missing or not writable")
+        }
         for p in paths where canonicalPath(p) == canonicalPath(report) {
             throw ScalpelError.invalid(file: report, tensor: nil, reason: "--report would overwrite \(p)")
         }

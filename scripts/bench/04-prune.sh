@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 if [ -z "${PYTHON:-}" ]; then
-  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=/tmp/venvtest/bin/python; fi
+  if [ -x "$REPO/.venv/bin/python" ]; then PYTHON=$REPO/.venv/bin/python; else PYTHON=/tmp/venvtest/bin/python; fi
 fi
 BENCH_DIR=${BENCH_DIR:-work/bench/prune}
 FAST_DIR=${FAST_DIR:-/dev/shm/scalpel-bench-prune}
