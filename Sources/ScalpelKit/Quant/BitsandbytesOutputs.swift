@@ -40,8 +40,7 @@ enum BitsandbytesOutputs {
         r.bytesAfter = outputs.reduce(0) { $0 + $1.byteCount }
         r.note = note
         report.record(r)
-        report.setError(name, relativeRMSE: error.errorEnergy == 0 ? 0 : error.relativeRMSE,
-                        sqnrDB: error.errorEnergy == 0 ? .infinity : error.sqnrDB)
+        report.setError(name, error)
         return outputs
     }
 
@@ -71,10 +70,7 @@ enum BitsandbytesOutputs {
                 }
             }
         }
-        return parts.compactMap { $0 }.reduce(QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0)) {
-            QuantError(count: $0.count + $1.count, signalEnergy: $0.signalEnergy + $1.signalEnergy,
-                       errorEnergy: $0.errorEnergy + $1.errorEnergy, maxAbsError: max($0.maxAbsError, $1.maxAbsError))
-        }
+        return QuantError.combined(parts.compactMap { $0 })
     }
 
     /// LLM.int8: `P.weight` (I8 `[out, in]`), `P.SCB` (F32 `[out]`) and `P.weight_format` (U8 scalar 0,

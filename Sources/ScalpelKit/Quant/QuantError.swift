@@ -26,6 +26,14 @@ public struct QuantError: Sendable, Equatable {
     /// +infinity when identical.
     public var sqnrDB: Double { 10 * log10(signalEnergy / errorEnergy) }
 
+    /// The error over the union of disjoint parts (energies add, the largest difference wins).
+    public static func combined(_ parts: [QuantError]) -> QuantError {
+        parts.reduce(QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0)) {
+            QuantError(count: $0.count + $1.count, signalEnergy: $0.signalEnergy + $1.signalEnergy,
+                       errorEnergy: $0.errorEnergy + $1.errorEnergy, maxAbsError: max($0.maxAbsError, $1.maxAbsError))
+        }
+    }
+
     /// Compares `original` with `reconstructed` (same count). The differences are taken in f32 and
     /// squared and summed in f64 with SIMD lanes over fixed chunks, so the result does not depend on the
     /// thread count. NaN in either input makes the energies NaN.

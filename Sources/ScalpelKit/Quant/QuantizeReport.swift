@@ -43,6 +43,12 @@ public final class QuantizeReport: @unchecked Sendable {
         results[r.name] = r
     }
 
+    /// Sets the error figures of a recorded tensor from a measured error. An exact round trip (e.g. an
+    /// all-zero tensor) has error 0 and SQNR +inf even where 0/0 would say NaN.
+    public func setError(_ name: String, _ e: QuantError) {
+        setError(name, relativeRMSE: e.errorEnergy == 0 ? 0 : e.relativeRMSE, sqnrDB: e.errorEnergy == 0 ? .infinity : e.sqnrDB)
+    }
+
     /// Sets the error figures of a recorded tensor.
     public func setError(_ name: String, relativeRMSE: Double, sqnrDB: Double) {
         lock.lock(); defer { lock.unlock() }

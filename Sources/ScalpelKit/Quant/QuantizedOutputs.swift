@@ -111,8 +111,7 @@ enum QuantizedOutputs {
                         : reason)
                 }
             }
-            report.setError(r.name, relativeRMSE: error.errorEnergy == 0 ? 0 : error.relativeRMSE,
-                            sqnrDB: error.errorEnergy == 0 ? .infinity : error.sqnrDB)
+            report.setError(r.name, error)
         }, onWritten: source.release)
     }
 
@@ -136,10 +135,7 @@ enum QuantizedOutputs {
                 out.value[r.lowerBound / blocksPerChunk] = back.withUnsafeBufferPointer { QuantError.measure(original: original, reconstructed: $0) }
             }
         }
-        return parts.compactMap { $0 }.reduce(QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0)) {
-            QuantError(count: $0.count + $1.count, signalEnergy: $0.signalEnergy + $1.signalEnergy,
-                       errorEnergy: $0.errorEnergy + $1.errorEnergy, maxAbsError: max($0.maxAbsError, $1.maxAbsError))
-        }
+        return QuantError.combined(parts.compactMap { $0 })
     }
 
     /// Records the error of a round trip.
@@ -147,7 +143,6 @@ enum QuantizedOutputs {
         let e = original.withUnsafeBufferPointer { o in
             reconstructed.withUnsafeBufferPointer { QuantError.measure(original: o, reconstructed: $0) }
         }
-        // An exact round trip (e.g. an all-zero tensor) has error 0 even where 0/0 would say NaN.
-        report.setError(name, relativeRMSE: e.errorEnergy == 0 ? 0 : e.relativeRMSE, sqnrDB: e.errorEnergy == 0 ? .infinity : e.sqnrDB)
+        report.setError(name, e)
     }
 }
