@@ -39,9 +39,6 @@ public final class MappedFile: @unchecked Sendable {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 
-    /// Tells the kernel the given range will be read soon, in order.
-    public func willNeed(_ range: Range<Int>) { advise(range, MADV_WILLNEED) }
-
     /// Drops the pages of a range that has been consumed, so resident memory stays near one tensor.
     public func release(_ range: Range<Int>) { advise(range, MADV_DONTNEED) }
 

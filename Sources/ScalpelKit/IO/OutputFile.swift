@@ -18,8 +18,6 @@ public final class OutputFile {
     private let bufferLimit = 1 << 22
     private var zstd: ZstdCompressor?
     private var committed = false
-    /// Bytes handed to `write` so far (before compression).
-    public private(set) var position = 0
 
     /// Creates the temporary file for `path`.
     /// - Parameter zstdLevel: compress with this zstd level (1...19), or nil for no compression.
@@ -44,7 +42,6 @@ public final class OutputFile {
 
     /// Appends bytes.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        position += bytes.count
         if let zstd {
             try zstd.compress(bytes, last: false) { try self.writeRaw($0) }
         } else {
