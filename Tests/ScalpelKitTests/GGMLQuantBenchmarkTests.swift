@@ -24,7 +24,7 @@ struct GGMLQuantBenchmarkTests {
 
     @Test func throughputOn256MiB() throws {
         let count = 64 << 20
-        var rng = GGMLTestRandom(seed: 7)
+        var rng = TestRandom(seed: 7)
         var x = [Float](repeating: 0, count: count)
         for i in 0..<count { x[i] = Float(Int64(bitPattern: rng.next()) >> 40) / Float(1 << 21) }  // uniform in [-4, 4)
         var back = [Float](repeating: 0, count: count)

@@ -57,7 +57,7 @@ func ggmlDequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = G
     /// a time.
     @Test(arguments: GGMLDequantize.supportedTypes) func chunkingDoesNotChangeResults(type: GGMLType) throws {
         let blocks = GGMLBlockChunks.scaleBatch * 3 + 17
-        var rng = GGMLTestRandom(seed: UInt64(type.id))
+        var rng = TestRandom(seed: UInt64(type.id))
         var bytes = (0..<(blocks * type.typeSize)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let halfFields: [Int] = type == .q6_K ? [208] : [.q4_1, .q5_1, .q4_K, .q5_K].contains(type) ? [0, 2] : [0]
         for b in 0..<blocks {
@@ -92,15 +92,3 @@ func ggmlDequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = G
     }
 }
 
-/// A small deterministic generator for test data.
-struct GGMLTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

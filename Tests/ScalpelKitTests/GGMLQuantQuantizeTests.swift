@@ -30,7 +30,7 @@ func ggmlQuantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlo
     /// values at scales from 1e-38 to 1e37, exact rounding ties, repeated and signed-zero values, ties of
     /// the largest magnitude, constants.
     @Test(arguments: GGMLQuantize.supportedTypes) func matchesScalarPortOfGGML(type: GGMLType) throws {
-        var rng = GGMLTestRandom(seed: 1000 + UInt64(type.id))
+        var rng = TestRandom(seed: 1000 + UInt64(type.id))
         let x = GGMLReference.variedBlocks(count: 6_000, &rng)
         let got = try ggmlQuantized(type, x, blocksPerChunk: 1000)
         for b in 0..<(x.count / 32) {
@@ -46,7 +46,7 @@ func ggmlQuantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlo
 
     /// Chunks (several, one partial), scale batches and single blocks all give the same bytes.
     @Test(arguments: GGMLQuantize.supportedTypes) func chunkingDoesNotChangeResults(type: GGMLType) throws {
-        var rng = GGMLTestRandom(seed: 42 + UInt64(type.id))
+        var rng = TestRandom(seed: 42 + UInt64(type.id))
         let blocks = GGMLBlockChunks.scaleBatch * 3 + 17
         let x = (0..<(blocks * 32)).map { _ in Float(Int64(bitPattern: rng.next()) >> 40) / Float(1 << 20) }
         let whole = try ggmlQuantized(type, x, blocksPerChunk: GGMLBlockChunks.scaleBatch + 5)
@@ -186,7 +186,7 @@ enum GGMLReference {
     }
 
     /// `count` blocks of 32 values, cycling through kinds of blocks that exercise every branch.
-    static func variedBlocks(count: Int, _ rng: inout GGMLTestRandom) -> [Float] {
+    static func variedBlocks(count: Int, _ rng: inout TestRandom) -> [Float] {
         func uniform() -> Float { Float(rng.next() >> 40) / Float(1 << 24) }
         func normal() -> Float {
             let u = max(uniform(), 1e-7), v = uniform()

@@ -1,29 +1,16 @@
 import Testing
 @testable import ScalpelKit
 
-/// A seeded SplitMix64 generator, so every test sees the same data.
-struct PruneTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 enum PruneTestData {
     /// Gaussian-ish values (sum of uniforms), all distinct in practice.
     static func random(_ n: Int, seed: UInt64) -> [Float] {
-        var g = PruneTestRNG(seed: seed)
+        var g = TestRandom(seed: seed)
         return (0..<n).map { _ in Float.random(in: -1...1, using: &g) + Float.random(in: -1...1, using: &g) }
     }
 
     /// Values from a handful of magnitudes with both signs and zeros: many ties.
     static func ties(_ n: Int, seed: UInt64) -> [Float] {
-        var g = PruneTestRNG(seed: seed)
+        var g = TestRandom(seed: seed)
         let levels: [Float] = [0, -0.0, 0.25, -0.25, 0.5, -0.5, 1, -1, 2]
         return (0..<n).map { _ in levels[Int.random(in: 0..<levels.count, using: &g)] }
     }
@@ -60,7 +47,7 @@ enum PruneTestData {
 
 @Suite struct PruneSelectionTests {
     @Test func radixSelectMatchesSortingOnRandomAndTiedKeys() {
-        var g = PruneTestRNG(seed: 7)
+        var g = TestRandom(seed: 7)
         for n in [1, 2, 3, 17, 300, 5000] {
             for spread in [UInt32.max, 3, 0] {
                 let keys = (0..<n).map { _ in UInt32.random(in: 0...spread, using: &g) }
@@ -166,7 +153,7 @@ enum PruneTestData {
 
     @Test func halfPrecisionKeepsItsBitsAndPrunesOnStoredMagnitudes() {
         // F16 values with many exact ties; the mask must follow the F16 magnitudes, the output stay F16.
-        var g = PruneTestRNG(seed: 11)
+        var g = TestRandom(seed: 11)
         let halves = (0..<1000).map { _ in Float16(Float(Int.random(in: -8...8, using: &g)) / 8) }
         let asFloats = halves.map { Float($0) }
         for dtype in [DType.f16, .bf16] {
