@@ -7,7 +7,7 @@ struct SelectionOptions: ParsableArguments {
     @Option(help: "Only transform tensors matching this glob (repeatable).")
     var only: [String] = []
 
-    @Option(help: "Never transform tensors matching this glob (repeatable).")
+    @Option(help: "Leave tensors matching this glob out of the default selection (repeatable; an explicit --type-for rule still applies).")
     var skip: [String] = []
 
     @Flag(help: "Also transform embedding tables.")

@@ -100,11 +100,16 @@ public final class QuantizeReport: @unchecked Sendable {
                 + "\(Format.fixed(params > 0 ? Double(after) * 8 / Double(params) : 0, 2)) bits/parameter",
         ]
         if !q.isEmpty {
-            let rms = q.map { $0.relativeRMSE! }
-            let mean = rms.reduce(0, +) / Double(rms.count)
-            lines.append("relative RMSE: mean \(Format.fixed(mean, 4)), worst \(Format.fixed(rms.max()!, 4))")
+            // Tensors quantized with --allow-nonfinite have NaN figures: they are listed, not averaged.
+            let rms = q.map { $0.relativeRMSE! }.filter(\.isFinite)
+            if !rms.isEmpty {
+                let mean = rms.reduce(0, +) / Double(rms.count)
+                lines.append("relative RMSE: mean \(Format.fixed(mean, 4)), worst \(Format.fixed(rms.max()!, 4))"
+                    + (rms.count < q.count ? " (\(q.count - rms.count) tensors with NaN or Inf left out)" : ""))
+            }
             var table = TextTable(header: ["tensor", "shape", "to", "rel. RMSE", "SQNR dB"], rightAligned: [3, 4])
-            for r in q.sorted(by: { $0.relativeRMSE! > $1.relativeRMSE! }).prefix(limit) {
+            let worst = { (r: TensorQuantResult) in r.relativeRMSE!.isNaN ? Double.infinity : r.relativeRMSE! }
+            for r in q.sorted(by: { worst($0) > worst($1) }).prefix(limit) {
                 table.add([r.name, "[" + r.shape.map(String.init).joined(separator: ", ") + "]", r.to,
                            Format.fixed(r.relativeRMSE!, 4), Format.fixed(r.sqnrDB!, 1)])
             }
