@@ -79,7 +79,7 @@ public struct PruneReport: Sendable {
     public var text: String {
         let how = patternText.map { "pattern \($0)" } ?? "scope \(method.scopeName)"
         let t = total
-        var lines = ["pruned \(tensors.count) tensors, \(Format.grouped(t.elements)) weights (\(how), target sparsity \(percent(targetSparsity))); \(skipped.count) tensors left as they are"]
+        var lines = ["pruned \(tensors.count) tensors holding \(Format.grouped(t.elements)) weights (\(how), target sparsity \(percent(targetSparsity))); \(skipped.count) tensors left as they are"]
         var table = TextTable(header: ["tensor", "dtype", "shape", "target", "achieved", "zeroed", "norm removed"], rightAligned: [3, 4, 5, 6])
         for e in tensors {
             table.add([e.name, e.type.description, e.shape.map(String.init).joined(separator: "x"), percent(targetSparsity),
