@@ -180,9 +180,20 @@ struct SourceTensor: @unchecked Sendable {
 enum NonFinite {
     /// Number of NaN and ±Inf values.
     static func count(_ x: UnsafeBufferPointer<Float>) -> Int {
-        var total = 0
-        let bits = UnsafeRawBufferPointer(x).bindMemory(to: UInt32.self)
-        for b in bits where b & 0x7F80_0000 == 0x7F80_0000 { total += 1 }
+        let raw = UnsafeRawBufferPointer(x)
+        let exponent = SIMD16<UInt32>(repeating: 0x7F80_0000)
+        var lanes = SIMD16<UInt32>()
+        var i = 0
+        while i + 16 <= x.count {
+            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self)
+            lanes &+= SIMD16<UInt32>(repeating: 0).replacing(with: 1, where: (v & exponent) .== exponent)
+            i += 16
+        }
+        var total = Int(lanes.wrappedSum())
+        while i < x.count {
+            if x[i].bitPattern & 0x7F80_0000 == 0x7F80_0000 { total += 1 }
+            i += 1
+        }
         return total
     }
 }
