@@ -56,3 +56,10 @@ extension SingularValueDecomposition {
         return out
     }
 }
+
+extension LoRAFactors {
+    /// The factors of the transposed delta: (B A)^T = A^T B^T, so B' = A^T and A' = B^T.
+    public var transposed: LoRAFactors {
+        LoRAFactors(b: a.transposed, a: b.transposed)
+    }
+}

@@ -53,3 +53,16 @@ public struct Matrix: Sendable, Equatable {
         return Matrix(rows: rows, cols: count, values: out)
     }
 }
+
+extension Matrix {
+    /// The transpose.
+    public var transposed: Matrix {
+        var out = Matrix(rows: cols, cols: rows)
+        out.values.withUnsafeMutableBufferPointer { o in
+            values.withUnsafeBufferPointer { v in
+                for i in 0..<rows { for j in 0..<cols { o[j * rows + i] = v[i * cols + j] } }
+            }
+        }
+        return out
+    }
+}

@@ -13,7 +13,7 @@ enum BitsandbytesOutputs {
         let name = info.name
         let (q, error) = try source.withValues { values in
             let q = try FourBit.quantize(values, kind: kind, blockSize: options.blockSize, doubleQuant: options.doubleQuant)
-            return (q, fourBitError(q, original: values))
+            return (q, try fourBitError(q, original: values))
         }
         let state = try FourBitQuantState.json(for: q, dtype: source.floatDType, shape: info.shape)
         cache.keep(q.codes, bytes: q.codes.count, for: name)
@@ -45,32 +45,22 @@ enum BitsandbytesOutputs {
     }
 
     /// The round-trip error of 4-bit codes, dequantized a chunk of blocks at a time into small buffers.
-    static func fourBitError(_ q: FourBitQuantized, original: UnsafeBufferPointer<Float>) -> QuantError {
-        let scales = q.blockScales
-        let chunk = q.blockSize * max(1, 65536 / q.blockSize)
-        let n = original.count
-        var parts = [QuantError?](repeating: nil, count: (n + chunk - 1) / chunk)
-        let io = UncheckedBox((original, q.codes, scales))
-        parts.withUnsafeMutableBufferPointer { p in
-            let out = UncheckedBox(p)
-            parallelChunks(count: n, chunk: chunk) { r in
-                let (o, codes, scales) = io.value
-                var back = [Float](repeating: 0, count: r.count)
-                codes.withUnsafeBufferPointer { c in
-                    scales.withUnsafeBufferPointer { s in
-                        back.withUnsafeMutableBufferPointer {
-                            FourBit.dequantize(codes: UnsafeBufferPointer(rebasing: c[(r.lowerBound / 2)..<((r.upperBound + 1) / 2)]),
-                                               scales: UnsafeBufferPointer(rebasing: s[(r.lowerBound / q.blockSize)...]),
-                                               kind: q.kind, blockSize: q.blockSize, into: $0)
-                        }
+    static func fourBitError(_ q: FourBitQuantized, original: UnsafeBufferPointer<Float>) throws -> QuantError {
+        let io = UncheckedBox((original, q.codes, q.blockScales))
+        return try QuantError.inChunks(count: original.count, chunk: q.blockSize * max(1, 65536 / q.blockSize)) { r in
+            let (o, codes, scales) = io.value
+            var back = [Float](repeating: 0, count: r.count)
+            codes.withUnsafeBufferPointer { c in
+                scales.withUnsafeBufferPointer { s in
+                    back.withUnsafeMutableBufferPointer {
+                        FourBit.dequantize(codes: UnsafeBufferPointer(rebasing: c[(r.lowerBound / 2)..<((r.upperBound + 1) / 2)]),
+                                           scales: UnsafeBufferPointer(rebasing: s[(r.lowerBound / q.blockSize)...]),
+                                           kind: q.kind, blockSize: q.blockSize, into: $0)
                     }
                 }
-                out.value[r.lowerBound / chunk] = back.withUnsafeBufferPointer {
-                    QuantError.measure(original: UnsafeBufferPointer(rebasing: o[r]), reconstructed: $0)
-                }
             }
+            return back.withUnsafeBufferPointer { QuantError.measure(original: UnsafeBufferPointer(rebasing: o[r]), reconstructed: $0) }
         }
-        return QuantError.combined(parts.compactMap { $0 })
     }
 
     /// LLM.int8: `P.weight` (I8 `[out, in]`), `P.SCB` (F32 `[out]`) and `P.weight_format` (U8 scalar 0,

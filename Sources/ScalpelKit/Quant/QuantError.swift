@@ -34,6 +34,17 @@ public struct QuantError: Sendable, Equatable {
         }
     }
 
+    /// The error of `count` elements measured by `body` over fixed chunks in parallel, combined. Each
+    /// call gets one chunk's range and returns that chunk's error; results do not depend on thread count.
+    public static func inChunks(count: Int, chunk: Int, _ body: (Range<Int>) throws -> QuantError) throws -> QuantError {
+        var parts = [QuantError?](repeating: nil, count: (count + chunk - 1) / chunk)
+        try parts.withUnsafeMutableBufferPointer { p in
+            let out = UncheckedBox(p)
+            try parallelChunksThrowing(count: count, chunk: chunk) { r in out.value[r.lowerBound / chunk] = try body(r) }
+        }
+        return combined(parts.compactMap { $0 })
+    }
+
     /// Compares `original` with `reconstructed` (same count). The differences are taken in f32 and
     /// squared and summed in f64 with SIMD lanes over fixed chunks, so the result does not depend on the
     /// thread count. NaN in either input makes the energies NaN.

@@ -119,23 +119,16 @@ enum QuantizedOutputs {
     /// fixed chunk of blocks is quantized, dequantized into a small buffer and compared while it is still
     /// in cache, chunks in parallel. The bytes are those of `GGMLQuantize.quantize` on the whole tensor.
     static func quantizeMeasuring(_ type: GGMLType, _ values: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer) throws -> QuantError {
-        let blocksPerChunk = 2048
-        let blocks = values.count / type.blockSize
-        var parts = [QuantError?](repeating: nil, count: (blocks + blocksPerChunk - 1) / blocksPerChunk)
         let io = UncheckedBox((values, dst))
-        try parts.withUnsafeMutableBufferPointer { p in
-            let out = UncheckedBox(p)
-            try parallelChunksThrowing(count: blocks, chunk: blocksPerChunk) { r in
-                let (v, d) = io.value
-                let original = UnsafeBufferPointer(rebasing: v[(r.lowerBound * type.blockSize)..<(r.upperBound * type.blockSize)])
-                let bytes = UnsafeMutableRawBufferPointer(rebasing: d[(r.lowerBound * type.typeSize)..<(r.upperBound * type.typeSize)])
-                try GGMLQuantize.quantize(type, original, into: bytes)
-                var back = [Float](repeating: 0, count: original.count)
-                try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(bytes), into: $0) }
-                out.value[r.lowerBound / blocksPerChunk] = back.withUnsafeBufferPointer { QuantError.measure(original: original, reconstructed: $0) }
-            }
+        return try QuantError.inChunks(count: values.count / type.blockSize, chunk: 2048) { r in
+            let (v, d) = io.value
+            let original = UnsafeBufferPointer(rebasing: v[(r.lowerBound * type.blockSize)..<(r.upperBound * type.blockSize)])
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: d[(r.lowerBound * type.typeSize)..<(r.upperBound * type.typeSize)])
+            try GGMLQuantize.quantize(type, original, into: bytes)
+            var back = [Float](repeating: 0, count: original.count)
+            try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(bytes), into: $0) }
+            return back.withUnsafeBufferPointer { QuantError.measure(original: original, reconstructed: $0) }
         }
-        return QuantError.combined(parts.compactMap { $0 })
     }
 
     /// Records the error of a round trip.

@@ -78,23 +78,3 @@ struct AdapterLayout {
         return .array(names.map { .string($0) })
     }
 }
-
-extension LoRAFactors {
-    /// The factors of the transposed delta: (B A)^T = A^T B^T, so B' = A^T and A' = B^T.
-    var transposed: LoRAFactors {
-        LoRAFactors(b: a.transposed, a: b.transposed)
-    }
-}
-
-extension Matrix {
-    /// The transpose.
-    var transposed: Matrix {
-        var out = Matrix(rows: cols, cols: rows)
-        out.values.withUnsafeMutableBufferPointer { o in
-            values.withUnsafeBufferPointer { v in
-                for i in 0..<rows { for j in 0..<cols { o[j * rows + i] = v[i * cols + j] } }
-            }
-        }
-        return out
-    }
-}
