@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "ScalpelKit", targets: ["ScalpelKit"]),
         .executable(name: "scalpel", targets: ["scalpel"]),
+        .executable(name: "scalpel-kernel-bench", targets: ["scalpel-kernel-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,9 +32,14 @@ let package = Package(
             ],
             path: "Sources/scalpel"
         ),
+        .executableTarget(
+            name: "scalpel-kernel-bench",
+            dependencies: ["ScalpelKit"],
+            path: "Sources/scalpel-kernel-bench"
+        ),
         .testTarget(
             name: "ScalpelKitTests",
-            dependencies: ["ScalpelKit"],
+            dependencies: ["ScalpelKit", "CScalpelKernels"],
             path: "Tests/ScalpelKitTests"
         ),
     ]

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark of `scalpel quantize` (not a test): writes docs/bench/03-quantize.md.
 #
-#  1. One 1 GiB F32 checkpoint (16 tensors of 4096 x 4096, N(0, 1)), side by side in one run:
-#     - scalpel quantize --type q8_0 / q4_0 (whole process, file to file; median of 3 after a warm-up)
-#       against gguf-py's NumPy gguf.quants.quantize on the same tensors (only the quantize calls timed,
-#       summed over the tensors; median of 3), whose bytes are also compared with scalpel's;
-#     - scalpel quantize --type nf4 against bitsandbytes' CPU quantize_4bit (BNB_PYTHON, default
-#       /tmp/venvbnb/bin/python, when it imports torch and bitsandbytes; else the NumPy transcription of
-#       bitsandbytes' algorithm in fixtures/bnb/make_bnb_vectors.py, and the section says so);
-#     - a plain memory copy of the same bytes (np.copyto, timed the same way) and `cp` of the file;
-#     - the other types, for reference.
+#  1. One 1 GiB F32 checkpoint (16 tensors of 4096 x 4096, N(0, 1)), side by side in one run, three ways:
+#     - kernel against kernel: scalpel's library quantizers (scalpel-kernel-bench: tensors in memory, each
+#       call timed, summed over the tensors) against gguf-py's NumPy gguf.quants.quantize (q8_0, q4_0) and
+#       bitsandbytes' CPU quantize_4bit (nf4), timed the same way by quantize_reference.py; also scalpel's
+#       kernel with the round-trip error measured, as the CLI runs it, and a NumPy memory copy;
+#     - file to file: the scalpel CLI (whole process, median of 3 after a warm-up) against each peer's own
+#       file-to-file path (safetensors in, quantize, GGUFWriter / save_file out; imports not timed);
+#     - the peers' bytes compared with scalpel's, the other types, CPU time and page faults.
+#     bitsandbytes comes from BNB_PYTHON (default /tmp/venvbnb/bin/python) when it imports torch and
+#     bitsandbytes; else the NumPy transcription of its algorithm (fixtures/bnb/make_bnb_vectors.py) stands
+#     in, and the section says so.
 #  2. Peak RSS (/usr/bin/time -v) of quantizing the 4 GiB checkpoint of common.sh to q4_0 (and nf4).
 #
 # Throughput = F32 input bytes / median seconds (GB = 10^9 bytes). Needs about 7 GB of free disk.
@@ -17,6 +19,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ -x "$SCALPEL" ] || { echo "no scalpel binary at $SCALPEL (make build)"; exit 1; }
+KERNEL_BENCH=$(dirname "$SCALPEL")/scalpel-kernel-bench
+[ -x "$KERNEL_BENCH" ] || { echo "no scalpel-kernel-bench at $KERNEL_BENCH (make build)"; exit 1; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is missing (apt-get install time)"; exit 1; }
 runs=3
 DIR=$BENCH_DIR/quantize
@@ -62,11 +66,22 @@ read -r c_nf4 f_nf4 <<<"$(cpu nf4 nf4.safetensors)"
 /usr/bin/time -f "%U %S %R" -o "$DIR/cpu.txt" "$SCALPEL" convert "$IN" "$DIR/copy.safetensors" > /dev/null
 read -r c_conv f_conv <<<"$(awk '{ printf "%.2f %d", $1 + $2, $3 }' "$DIR/cpu.txt")"
 rm -f "$DIR/copy.safetensors"
+echo "== scalpel kernels"
+k_q8=$("$KERNEL_BENCH" "$IN" q8_0 $runs)
+k_q8e=$("$KERNEL_BENCH" "$IN" q8_0+error $runs)
+k_q4=$("$KERNEL_BENCH" "$IN" q4_0 $runs)
+k_q4e=$("$KERNEL_BENCH" "$IN" q4_0+error $runs)
+k_nf4=$("$KERNEL_BENCH" "$IN" nf4 $runs)
 echo "== gguf-py"
 p_q8=$("$PY" "$REF" gguf "$IN" q8_0 $runs "$DIR/q8_0.gguf")
 p_q4=$("$PY" "$REF" gguf "$IN" q4_0 $runs "$DIR/q4_0.gguf")
+f_q8p=$("$PY" "$REF" gguf-file "$IN" q8_0 $runs "$DIR/peer.gguf")
+f_q4p=$("$PY" "$REF" gguf-file "$IN" q4_0 $runs "$DIR/peer.gguf")
 echo "== $peer"
 p_nf4=$("$BNB_PY" "$REF" $peer "$IN" $runs "$DIR/nf4.safetensors" 2>/dev/null | tail -1)
+if [ $peer = bnb ]; then
+    f_nf4p=$("$BNB_PY" "$REF" bnb-file "$IN" $runs "$DIR/peer.safetensors" 2>/dev/null | tail -1)
+fi
 echo "== copies"
 p_copy=$("$PY" "$REF" copy "$IN" $runs)
 cp_t=$(timing --runs $runs --warmup 1 --prepare "rm -f '$DIR/copy.safetensors'" -- cp "$IN" "$DIR/copy.safetensors")
@@ -82,7 +97,7 @@ for flags in "${other_flags[@]}"; do
 done
 out_bytes() { stat -c %s "$DIR/$1"; }
 q8_bytes=$(out_bytes q8_0.gguf); q4_bytes=$(out_bytes q4_0.gguf); nf4_bytes=$(out_bytes nf4.safetensors)
-rm -f "$DIR"/q8_0.gguf "$DIR"/q4_0.gguf "$DIR"/nf4.safetensors
+rm -f "$DIR"/q8_0.gguf "$DIR"/q4_0.gguf "$DIR"/nf4.safetensors "$DIR"/peer.gguf "$DIR"/peer.safetensors
 
 echo "== peak RSS on the 4 GiB checkpoint"
 ensure_synthetic
@@ -126,47 +141,90 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
     echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $line; load average $load_after at the end (the machine is shared)."
     echo "Input: $in_bytes bytes, 16 tensors of [4096, 4096] F32 N(0, 1), in the page cache."
     echo
-    echo "scalpel is timed as a whole process, file to file (open, quantize, measure the error of every tensor,"
-    echo "write the output without fsync): median of $runs runs after 1 warm-up run, the output removed before"
-    echo "each. The Python peers are timed on the quantize calls alone (perf_counter around each call, summed"
-    echo "over the 16 tensors, loading excluded): median of $runs runs. GB/s = F32 input bytes / median (10^9 bytes)."
+    echo "Kernel against kernel (the issue's measure): each side quantizes the same 16 tensors already in"
+    echo "memory, one library call per tensor, the calls timed and summed; outputs allocated inside the calls."
+    echo "scalpel: \`scalpel-kernel-bench\` (ScalpelKit's \`GGMLQuantize.quantize\` / \`FourBit.quantize\`, 2 threads);"
+    echo "\`+error\` is \`GGMLQuantize.quantizeMeasuring\`, which also measures the round-trip error as the CLI does."
+    echo "Peers: quantize_reference.py around gguf-py's and bitsandbytes' calls. Median of $runs runs each."
     echo
     echo '```'
     echo "python scripts/bench/synth_safetensors.py in1g.safetensors $IN_ARGS"
-    for t in "$s_q8" "$s_q4" "$s_nf4"; do command_of "$t" | sed "s|work/bench/quantize/||g"; done
+    for k in q8_0 q8_0+error q4_0 q4_0+error nf4; do echo ".build/release/scalpel-kernel-bench in1g.safetensors $k $runs"; done
     echo "python scripts/bench/quantize_reference.py gguf in1g.safetensors q8_0 $runs q8_0.gguf"
     echo "python scripts/bench/quantize_reference.py gguf in1g.safetensors q4_0 $runs q4_0.gguf"
     echo "python scripts/bench/quantize_reference.py $peer in1g.safetensors $runs nf4.safetensors"
     echo "python scripts/bench/quantize_reference.py copy in1g.safetensors $runs"
+    echo '```'
+    echo
+    echo "| kernel | median | min | max | input GB/s |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    k_row() { # LABEL JSON
+        local m; m=$(num "$2" median)
+        printf '| %s | %s | %s | %s | %s |\n' "$1" "$(human_seconds "$m")" "$(human_seconds "$(num "$2" min)")" \
+            "$(human_seconds "$(num "$2" max)")" "$(gbps "$in_bytes" "$m")"
+    }
+    k_row "scalpel \`GGMLQuantize.quantize(.q8_0)\`" "$k_q8"
+    k_row "scalpel \`GGMLQuantize.quantizeMeasuring(.q8_0)\` (+error)" "$k_q8e"
+    k_row "gguf-py \`gguf.quants.quantize(x, Q8_0)\`" "$p_q8"
+    k_row "scalpel \`GGMLQuantize.quantize(.q4_0)\`" "$k_q4"
+    k_row "scalpel \`GGMLQuantize.quantizeMeasuring(.q4_0)\` (+error)" "$k_q4e"
+    k_row "gguf-py \`gguf.quants.quantize(x, Q4_0)\`" "$p_q4"
+    k_row "scalpel \`FourBit.quantize(.nf4)\`" "$k_nf4"
+    k_row "$peer_label" "$p_nf4"
+    k_row "NumPy \`np.copyto\` of the same tensors (memory copy)" "$p_copy"
+    echo
+    echo "| | scalpel kernel / peer kernel | with the error measured / peer kernel | scalpel kernel / np.copyto | peer output vs scalpel's |"
+    echo "| --- | ---: | ---: | ---: | --- |"
+    for row in "q8_0|$k_q8|$k_q8e|$p_q8" "q4_0|$k_q4|$k_q4e|$p_q4" "nf4|$k_nf4||$p_nf4"; do
+        IFS='|' read -r label k ke p <<<"$row"
+        with_error="n/a"; [ -n "$ke" ] && with_error=$(ratio "$(num "$ke" median)" "$(num "$p" median)")
+        printf '| %s | **%s** | %s | %s | %s |\n' "$label" "$(ratio "$(num "$k" median)" "$(num "$p" median)")" "$with_error" \
+            "$(ratio "$(num "$k" median)" "$(num "$p_copy" median)")" "$(same "$p")"
+    done
+    echo
+    echo "(Ratios are throughput ratios, higher is faster for scalpel; the copy column is a fraction of the speed"
+    echo "of copying the same bytes in memory.)"
+    echo
+    echo "File to file: the scalpel CLI as a whole process (open, quantize, measure the error of every tensor,"
+    echo "print the summary, write the output without fsync; median of $runs runs after 1 warm-up, the output removed"
+    echo "before each) against each peer's own file-to-file path, timed from opening the input to closing the"
+    echo "output (interpreter start and imports not counted), and \`cp\` of the input:"
+    echo
+    echo '```'
+    for t in "$s_q8" "$s_q4" "$s_nf4"; do command_of "$t" | sed "s|work/bench/quantize/||g"; done
+    echo "python scripts/bench/quantize_reference.py gguf-file in1g.safetensors q8_0 $runs peer.gguf"
+    echo "python scripts/bench/quantize_reference.py gguf-file in1g.safetensors q4_0 $runs peer.gguf"
+    if [ $peer = bnb ]; then echo "python scripts/bench/quantize_reference.py bnb-file in1g.safetensors $runs peer.safetensors"; fi
     command_of "$cp_t" | sed "s|work/bench/quantize/||g"
     echo '```'
     echo
     echo "| command | median | min | max | input GB/s | output bytes |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
     s_row "scalpel quantize --type q8_0" "$s_q8" "$q8_bytes"
-    p_row "gguf-py \`gguf.quants.quantize(x, Q8_0)\`" "$p_q8"
+    p_row "gguf-py: safetensors -> \`quantize(Q8_0)\` -> GGUFWriter" "$f_q8p"
     s_row "scalpel quantize --type q4_0" "$s_q4" "$q4_bytes"
-    p_row "gguf-py \`gguf.quants.quantize(x, Q4_0)\`" "$p_q4"
+    p_row "gguf-py: safetensors -> \`quantize(Q4_0)\` -> GGUFWriter" "$f_q4p"
     s_row "scalpel quantize --type nf4" "$s_nf4" "$nf4_bytes"
-    p_row "$peer_label" "$p_nf4"
-    p_row "NumPy \`np.copyto\` of the same tensors (memory copy)" "$p_copy"
+    if [ $peer = bnb ]; then p_row "bitsandbytes: safetensors -> \`quantize_4bit\` -> save_file" "$f_nf4p"; fi
     s_row "cp in1g.safetensors copy.safetensors" "$cp_t" "$in_bytes"
     echo
-    echo "| | scalpel / peer (throughput ratio) | peer output vs scalpel's | scalpel / np.copyto | scalpel / cp |"
-    echo "| --- | ---: | --- | ---: | ---: |"
-    for pair in "q8_0|$s_q8|$p_q8" "q4_0|$s_q4|$p_q4" "nf4|$s_nf4|$p_nf4"; do
-        IFS='|' read -r label s p <<<"$pair"
-        printf '| %s | **%s** | %s | %s | %s |\n' "$label" "$(ratio "$(num "$s" median)" "$(num "$p" median)")" "$(same "$p")" \
-            "$(ratio "$(num "$s" median)" "$(num "$p_copy" median)")" "$(ratio "$(num "$s" median)" "$(num "$cp_t" median)")"
+    echo "| | scalpel CLI / peer file to file | scalpel CLI / peer kernel alone | scalpel CLI / cp |"
+    echo "| --- | ---: | ---: | ---: |"
+    nf4_file=n/a; if [ $peer = bnb ]; then nf4_file=$(ratio "$(num "$s_nf4" median)" "$(num "$f_nf4p" median)"); fi
+    for row in "q8_0|$s_q8|$(ratio "$(num "$s_q8" median)" "$(num "$f_q8p" median)")|$p_q8" \
+               "q4_0|$s_q4|$(ratio "$(num "$s_q4" median)" "$(num "$f_q4p" median)")|$p_q4" \
+               "nf4|$s_nf4|$nf4_file|$p_nf4"; do
+        IFS='|' read -r label s fr p <<<"$row"
+        printf '| %s | **%s** | %s | %s |\n' "$label" "$fr" "$(ratio "$(num "$s" median)" "$(num "$p" median)")" \
+            "$(ratio "$(num "$s" median)" "$(num "$cp_t" median)")"
     done
     echo
-    echo "(The copy columns are throughput fractions: 0.50x would be half the speed of copying the same bytes.)"
-    echo
     verdict() { "$PY" -c 'import sys; print("met" if float(sys.argv[1]) >= float(sys.argv[2]) else "NOT met")' "$1" "$2"; }
-    q8_gbps=$(gbps "$in_bytes" "$(num "$s_q8" median)"); q4_gbps=$(gbps "$in_bytes" "$(num "$s_q4" median)")
-    echo "Targets of issue 3: q8_0 and q4_0 at least 10x gguf-py: $(verdict "$(num "$p_q8" median)" "$(awk -v s="$(num "$s_q8" median)" 'BEGIN { print 10 * s }')") for q8_0,"
-    echo "$(verdict "$(num "$p_q4" median)" "$(awk -v s="$(num "$s_q4" median)" 'BEGIN { print 10 * s }')") for q4_0; aim of 3 GB/s: $q8_gbps and $q4_gbps GB/s;"
-    echo "nf4 at least 10x the peer: $(verdict "$(num "$p_nf4" median)" "$(awk -v s="$(num "$s_nf4" median)" 'BEGIN { print 10 * s }')"); peak RSS under 1 GB: see the last table."
+    ten() { awk -v s="$(num "$1" median)" 'BEGIN { print 10 * s }'; }
+    echo "Targets of issue 3, kernel against kernel: q8_0 at least 10x gguf-py: $(verdict "$(num "$p_q8" median)" "$(ten "$k_q8")"),"
+    echo "q4_0: $(verdict "$(num "$p_q4" median)" "$(ten "$k_q4")"); nf4 at least 10x the peer: $(verdict "$(num "$p_nf4" median)" "$(ten "$k_nf4")");"
+    echo "aim of 3 GB/s: $(gbps "$in_bytes" "$(num "$k_q8" median)") (q8_0) and $(gbps "$in_bytes" "$(num "$k_q4" median)") GB/s (q4_0) for the kernels,"
+    echo "$(gbps "$in_bytes" "$(num "$s_q8" median)") and $(gbps "$in_bytes" "$(num "$s_q4" median)") GB/s for the CLI file to file; peak RSS under 1 GB: see the last table."
     echo
     echo "CPU time (user + system, both cores) and minor page faults of one more run of each, from"
     echo "\`/usr/bin/time\` (independent of the other work on the machine); \`scalpel convert\` of the same file (a"

@@ -10,6 +10,13 @@
         bitsandbytes' quantize_4bit (CPU, NF4, block 64, no double quant) on torch tensors made from the same
         tensors; needs torch and bitsandbytes. With SCALPEL_OUT (scalpel's nf4 .safetensors), compares the
         codes and absmax.
+  quantize_reference.py gguf-file IN TYPE RUNS OUT
+        file to file with gguf-py, as a conversion script does it: open IN with safetensors, quantize every
+        tensor with gguf.quants.quantize, write OUT with gguf.GGUFWriter; each run is timed from opening IN
+        to closing OUT (imports and interpreter start excluded).
+  quantize_reference.py bnb-file IN RUNS OUT
+        file to file with bitsandbytes: load IN with safetensors into torch, quantize_4bit (NF4, block 64)
+        every tensor, save the codes and absmax of each with safetensors.torch.save_file; timed the same way.
   quantize_reference.py nf4-numpy IN RUNS [SCALPEL_OUT]
         the NumPy transcription of bitsandbytes' quantize_4bit (fixtures/bnb/make_bnb_vectors.py), for when
         bitsandbytes cannot be imported.
@@ -132,6 +139,59 @@ def nf4_numpy_peer(path, runs, scalpel_out=None):
     report(sums, data, identical)
 
 
+def file_runs(runs, out, body):
+    """Times `body()` (which writes `out`) `runs` times, removing `out` before each run."""
+    sums = []
+    for _ in range(runs):
+        if os.path.exists(out):
+            os.remove(out)
+        start = time.perf_counter()
+        body()
+        sums.append(time.perf_counter() - start)
+    return sums
+
+
+def gguf_file_peer(path, qtype, runs, out):
+    import gguf
+    kind = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}[qtype]
+
+    def convert():
+        writer = gguf.GGUFWriter(out, "llama")
+        with safe_open(path, "np") as f:
+            for name in f.keys():
+                writer.add_tensor(name, gguf.quants.quantize(f.get_tensor(name), kind), raw_dtype=kind)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+
+    sums = file_runs(runs, out, convert)
+    print(json.dumps({"median": statistics.median(sums), "min": min(sums), "max": max(sums), "runs": sums,
+                      "bytes": os.path.getsize(path), "identical": None}))
+    os.remove(out)
+
+
+def bnb_file_peer(path, runs, out):
+    import warnings
+    warnings.filterwarnings("ignore")
+    import torch  # noqa: F401
+    import bitsandbytes.functional as F
+    from safetensors.torch import load_file, save_file
+
+    def convert():
+        tensors = {}
+        for name, t in load_file(path).items():
+            q, state = F.quantize_4bit(t, blocksize=64, quant_type="nf4")
+            tensors[name] = q
+            tensors[name + ".absmax"] = state.absmax
+        save_file(tensors, out)
+
+    sums = file_runs(runs, out, convert)
+    print(json.dumps({"median": statistics.median(sums), "min": min(sums), "max": max(sums), "runs": sums,
+                      "bytes": os.path.getsize(path), "identical": None}))
+    os.remove(out)
+
+
 def main():
     mode, path = sys.argv[1], sys.argv[2]
     if mode == "gguf":
@@ -140,6 +200,10 @@ def main():
         copy_peer(path, int(sys.argv[3]))
     elif mode == "bnb":
         bnb_peer(path, int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
+    elif mode == "gguf-file":
+        gguf_file_peer(path, sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    elif mode == "bnb-file":
+        bnb_file_peer(path, int(sys.argv[3]), sys.argv[4])
     elif mode == "nf4-numpy":
         nf4_numpy_peer(path, int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
     else:

@@ -20,4 +20,23 @@ void scalpel_f32_to_bf16(const float *src, uint16_t *dst, size_t count);
 /// 1 when the running CPU has the F16C instructions, else 0.
 int scalpel_has_f16c(void);
 
+/// Σx², Σ(x − y)² and max |x − y| of a span, from `scalpel_error_sums`.
+typedef struct {
+    /// Σ x² in f64 (each square exact).
+    double signal;
+    /// Σ (x − y)² in f64, the difference rounded to f32 first.
+    double error;
+    /// max |x − y| as the bit pattern of an f32 with the sign cleared: a NaN difference wins.
+    uint32_t max_abs_bits;
+} scalpel_error_sums_t;
+
+/// Fills `out` for `x[0..<n]` against `y[0..<n]`. Squares and sums are f64, over 16 lanes (lane j takes
+/// the elements whose index is j mod 16, up to the last whole group of 16), the lanes added in order 0
+/// to 15, then the remaining elements in order; no fused multiply-add. The bits are the same on every
+/// CPU: the AVX-512 and AVX2 variants chosen at run time do the same operations as the portable one.
+void scalpel_error_sums(const float *x, const float *y, size_t n, scalpel_error_sums_t *out);
+
+/// `scalpel_error_sums` without run-time CPU dispatch (the baseline instruction set), for tests.
+void scalpel_error_sums_portable(const float *x, const float *y, size_t n, scalpel_error_sums_t *out);
+
 #endif

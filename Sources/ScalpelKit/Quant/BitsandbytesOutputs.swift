@@ -11,8 +11,10 @@ enum BitsandbytesOutputs {
                         result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
         let info = source.info
         let name = info.name
-        let (q, error) = try source.withValues { values in
+        // A NaN or infinity makes its block's absmax non-finite, so the input is scanned for them only then.
+        let (q, error) = try source.withValues(checkFinite: false) { values in
             let q = try FourBit.quantize(values, kind: kind, blockSize: options.blockSize, doubleQuant: options.doubleQuant)
+            if q.absmax.contains(where: { !$0.isFinite }) { try source.checkFinite(values) }
             return (q, try fourBitError(q, original: values))
         }
         let state = try FourBitQuantState.json(for: q, dtype: source.floatDType, shape: info.shape)
@@ -49,17 +51,16 @@ enum BitsandbytesOutputs {
         let io = UncheckedBox((original, q.codes, q.blockScales))
         return try QuantError.inChunks(count: original.count, chunk: q.blockSize * max(1, 65536 / q.blockSize)) { r in
             let (o, codes, scales) = io.value
-            var back = [Float](repeating: 0, count: r.count)
-            codes.withUnsafeBufferPointer { c in
-                scales.withUnsafeBufferPointer { s in
-                    back.withUnsafeMutableBufferPointer {
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: r.count) { back in
+                codes.withUnsafeBufferPointer { c in
+                    scales.withUnsafeBufferPointer { s in
                         FourBit.dequantize(codes: UnsafeBufferPointer(rebasing: c[(r.lowerBound / 2)..<((r.upperBound + 1) / 2)]),
                                            scales: UnsafeBufferPointer(rebasing: s[(r.lowerBound / q.blockSize)...]),
-                                           kind: q.kind, blockSize: q.blockSize, into: $0)
+                                           kind: q.kind, blockSize: q.blockSize, into: back)
                     }
                 }
+                return QuantError.measure(original: UnsafeBufferPointer(rebasing: o[r]), reconstructed: UnsafeBufferPointer(back))
             }
-            return back.withUnsafeBufferPointer { QuantError.measure(original: UnsafeBufferPointer(rebasing: o[r]), reconstructed: $0) }
         }
     }
 

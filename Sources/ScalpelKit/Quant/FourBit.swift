@@ -44,24 +44,25 @@ public enum FourBit {
         }
         let n = values.count
         let blocks = (n + blockSize - 1) / blockSize
-        var codes = [UInt8](repeating: 0, count: (n + 1) / 2)
-        var absmax = [Float](repeating: 0, count: blocks)
-        if n > 0 {
-            let kernel = FourBitKernel(kind: kind)
-            let src = UncheckedBox(values.baseAddress!)
-            codes.withUnsafeMutableBufferPointer { c in
-                absmax.withUnsafeMutableBufferPointer { a in
-                    let dst = UncheckedBox((c.baseAddress!, a.baseAddress!))
+        var absmax: [Float] = []
+        // Every code byte and absmax is written by the kernel, so neither array is zeroed first.
+        let codes = [UInt8](unsafeUninitializedCapacity: (n + 1) / 2) { c, codeCount in
+            absmax = [Float](unsafeUninitializedCapacity: blocks) { a, absmaxCount in
+                if n > 0 {
+                    let kernel = FourBitKernel(kind: kind)
+                    let io = UncheckedBox((values.baseAddress!, c.baseAddress!, a.baseAddress!))
                     parallelChunks(count: blocks, chunk: max(1, 32768 / blockSize)) { range in
+                        let (src, codes, absmax) = io.value
                         for b in range {
                             let start = b * blockSize
                             let len = min(blockSize, n - start)
-                            dst.value.1[b] = kernel.quantizeBlock(src.value + start, count: len, isLast: b == blocks - 1,
-                                                                  into: dst.value.0 + start / 2)
+                            absmax[b] = kernel.quantizeBlock(src + start, count: len, isLast: b == blocks - 1, into: codes + start / 2)
                         }
                     }
                 }
+                absmaxCount = blocks
             }
+            codeCount = (n + 1) / 2
         }
         let nested = doubleQuant ? NestedAbsmax.quantize(absmax) : nil
         return FourBitQuantized(kind: kind, blockSize: blockSize, count: n, codes: codes, absmax: absmax, nested: nested)

@@ -81,10 +81,11 @@ struct FourBitKernel: Sendable {
                     var b = fifteen
                     for k in 0..<15 { b &+= (s .<= bnd[k])._storage }
                     let o = out + i / 2
+                    let pair = (b.evenHalf &<< 4) | b.oddHalf
                     if nf4 {
-                        for j in 0..<8 { o[j] = UInt8(truncatingIfNeeded: (b[2 * j] &<< 4) | b[2 * j + 1]) }
+                        UnsafeMutableRawPointer(o).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: pair), as: SIMD8<UInt8>.self)
                     } else {
-                        for j in 0..<8 { o[j] = pairs[Int((b[2 * j] &<< 4) | b[2 * j + 1])] }
+                        for j in 0..<8 { o[j] = pairs[Int(pair[j])] }
                     }
                     i += 16
                 }

@@ -32,6 +32,29 @@ public enum GGMLQuantize {
         try quantize(type, src, into: dst, blocksPerChunk: GGMLBlockChunks.blocksPerChunk)
     }
 
+    /// Quantizes with ggml's reference quantizer and measures the round-trip error in one pass: each
+    /// fixed chunk of blocks is quantized, dequantized into a small buffer and compared while it is still
+    /// in cache, chunks in parallel. The bytes are those of `quantize` on the whole buffer; the error is
+    /// `QuantError.measure` of `src` against `GGMLDequantize.dequantize` of them.
+    /// - Throws: as `quantize`.
+    public static func quantizeMeasuring(_ type: GGMLType, _ values: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer) throws -> QuantError {
+        guard values.count % type.blockSize == 0, dst.count == values.count / type.blockSize * type.typeSize else {
+            try quantize(type, values, into: dst)  // throws the size error
+            preconditionFailure("quantize accepted mismatched sizes")
+        }
+        let io = UncheckedBox((values, dst))
+        return try QuantError.inChunks(count: values.count / type.blockSize, chunk: 2048) { r in
+            let (v, d) = io.value
+            let original = UnsafeBufferPointer(rebasing: v[(r.lowerBound * type.blockSize)..<(r.upperBound * type.blockSize)])
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: d[(r.lowerBound * type.typeSize)..<(r.upperBound * type.typeSize)])
+            try quantize(type, original, into: bytes)
+            return try withUnsafeTemporaryAllocation(of: Float.self, capacity: original.count) { back in
+                try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(bytes), into: back)
+                return QuantError.measure(original: original, reconstructed: UnsafeBufferPointer(back))
+            }
+        }
+    }
+
     /// `quantize` with a chosen chunk size (tests use small chunks).
     static func quantize(_ type: GGMLType, _ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer,
                          blocksPerChunk: Int) throws {

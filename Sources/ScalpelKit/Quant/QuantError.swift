@@ -1,3 +1,4 @@
+import CScalpelKernels
 import Foundation
 
 /// How far a reconstructed (dequantized) tensor is from its original.
@@ -47,7 +48,7 @@ public struct QuantError: Sendable, Equatable {
 
     /// Compares `original` with `reconstructed` (same count). The differences are taken in f32 and
     /// squared and summed in f64 with SIMD lanes over fixed chunks, so the result does not depend on the
-    /// thread count. NaN in either input makes the energies NaN.
+    /// thread count or the CPU. NaN in either input makes the energies NaN.
     public static func measure(original: UnsafeBufferPointer<Float>, reconstructed: UnsafeBufferPointer<Float>) -> QuantError {
         precondition(original.count == reconstructed.count, "QuantError: \(original.count) vs \(reconstructed.count) values")
         let n = original.count
@@ -77,39 +78,12 @@ public struct QuantError: Sendable, Equatable {
         return QuantError(count: n, signalEnergy: signal, errorEnergy: error, maxAbsError: maxAbs)
     }
 
-    /// Lane-wise f32 -> f64 (spelled out: the generic SIMD conversion is slow and unspecialized).
-    @inline(__always)
-    private static func widen(_ v: SIMD8<Float>) -> SIMD8<Double> {
-        SIMD8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
-    }
-
-    /// Σx², Σ(x-y)² and max|x-y| over `count` values, in f64 lanes.
+    /// Σx², Σ(x-y)² and max|x-y| over `count` values (`scalpel_error_sums`: f64 lanes, vectorized for
+    /// the running CPU with the same bits on any).
     private static func sums(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ count: Int)
         -> (signal: Double, error: Double, maxAbs: Double) {
-        var signal = SIMD8<Double>(), error = SIMD8<Double>()
-        var maxBits = SIMD8<Int32>()  // max |x - y| as sign-cleared bit patterns: a NaN wins
-        var i = 0
-        while i + 8 <= count {
-            let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
-            let d = a - b
-            let ad = widen(a), dd = widen(d)
-            signal += ad * ad
-            error += dd * dd
-            let bits = unsafeBitCast(d, to: SIMD8<Int32>.self) & 0x7fff_ffff
-            let greater = (bits .> maxBits)._storage
-            maxBits = (bits & greater) | (maxBits & ~greater)
-            i += 8
-        }
-        var s = signal.sum(), e = error.sum()
-        var m = Double(Float(bitPattern: UInt32(maxBits.max())))
-        while i < count {
-            let d = x[i] - y[i]
-            s += Double(x[i]) * Double(x[i])
-            e += Double(d) * Double(d)
-            m = d.isNaN ? .nan : max(m, Double(abs(d)))
-            i += 1
-        }
-        return (s, e, m)
+        var out = scalpel_error_sums_t()
+        scalpel_error_sums(x, y, count, &out)
+        return (out.signal, out.error, Double(Float(bitPattern: out.max_abs_bits)))
     }
 }

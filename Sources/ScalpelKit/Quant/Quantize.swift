@@ -147,18 +147,19 @@ struct SourceTensor: @unchecked Sendable {
             let bytes = try checkpoint.view(at: i).bytes
             if Int(bitPattern: bytes.baseAddress) % MemoryLayout<Float>.alignment == 0 {
                 let floats = bytes.bindMemory(to: Float.self)
-                if checkFinite { try check(floats) }
+                if checkFinite { try self.checkFinite(floats) }
                 return try body(floats)
             }
         }
         let v = try logical.decode()
         return try v.withUnsafeBufferPointer { p in
-            if checkFinite { try check(p) }
+            if checkFinite { try self.checkFinite(p) }
             return try body(p)
         }
     }
 
-    private func check(_ v: UnsafeBufferPointer<Float>) throws {
+    /// Throws, naming the tensor and counting them, when `v` holds NaN or infinite values (unless allowed).
+    func checkFinite(_ v: UnsafeBufferPointer<Float>) throws {
         guard !allowNonfinite else { return }
         let bad = NonFinite.count(v)
         if bad > 0 {

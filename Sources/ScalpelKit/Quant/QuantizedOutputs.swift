@@ -104,7 +104,7 @@ enum QuantizedOutputs {
         return OutputTensor(name: r.name, type: .block(type), shape: r.shape, content: .compute { buf in
             // The quantizer refuses NaN and Inf itself (ggml's result is undefined for them).
             let error = try source.withValues(checkFinite: false) { values in
-                do { return try quantizeMeasuring(type, values, into: buf) } catch let ScalpelError.invalid(_, _, reason) {
+                do { return try GGMLQuantize.quantizeMeasuring(type, values, into: buf) } catch let ScalpelError.invalid(_, _, reason) {
                     let nonfinite = values.contains { !$0.isFinite }
                     throw ScalpelError.invalid(file: source.checkpoint.path, tensor: r.name, reason: nonfinite
                         ? "has NaN or infinite values, which ggml's \(type.name) cannot quantize (--allow-nonfinite does not apply to GGUF types): \(reason)"
@@ -113,22 +113,6 @@ enum QuantizedOutputs {
             }
             report.setError(r.name, error)
         }, onWritten: source.release)
-    }
-
-    /// Quantizes with ggml's reference quantizer and measures the round-trip error in one pass: each
-    /// fixed chunk of blocks is quantized, dequantized into a small buffer and compared while it is still
-    /// in cache, chunks in parallel. The bytes are those of `GGMLQuantize.quantize` on the whole tensor.
-    static func quantizeMeasuring(_ type: GGMLType, _ values: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer) throws -> QuantError {
-        let io = UncheckedBox((values, dst))
-        return try QuantError.inChunks(count: values.count / type.blockSize, chunk: 2048) { r in
-            let (v, d) = io.value
-            let original = UnsafeBufferPointer(rebasing: v[(r.lowerBound * type.blockSize)..<(r.upperBound * type.blockSize)])
-            let bytes = UnsafeMutableRawBufferPointer(rebasing: d[(r.lowerBound * type.typeSize)..<(r.upperBound * type.typeSize)])
-            try GGMLQuantize.quantize(type, original, into: bytes)
-            var back = [Float](repeating: 0, count: original.count)
-            try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(type, UnsafeRawBufferPointer(bytes), into: $0) }
-            return back.withUnsafeBufferPointer { QuantError.measure(original: original, reconstructed: $0) }
-        }
     }
 
     /// Records the error of a round trip.
