@@ -200,12 +200,15 @@ def test_merged_adapter_reproduces_tuned_within_svd_bound(scalpel, tmp, rank):
             assert err <= F32_FLOOR, f"{name} ({kind}) rank {k}: error {err:.3g}"
         else:  # rank 6 + white noise: past rank 6 the spectrum is flat, the randomized SVD's worst case
             assert err <= 1.02 * opt + F32_FLOOR, f"{name} ({kind}) rank {k}: error {err:.6g} vs optimal {opt:.6g}"
-    # The summary's error is the same quantity (it is computed from the singular values, so it bottoms
-    # out near 1e-4 where the fit is exact).
+    # The summary's error is the same quantity. It is computed from the f32 singular values as
+    # sqrt(||D||^2 - sum s^2) / ||D||, so where the fit is exact it bottoms out at the f32 rounding of the
+    # squares, 1e-4 to 1e-3 depending on the LAPACK kernels the CPU runs (5.7e-4 for
+    # model.layers.1.self_attn.k_proj at rank 16 with OpenBLAS 0.3.21 on an AVX-512 EPYC), as
+    # SingularValueDecomposition.relativeError documents.
     for t in summary["tensors"]:
         if t["status"] == "decomposed":
             err = relative_error(deltas[t["name"]], delta(t["name"]))
-            assert abs(t["relative_error"] - err) <= max(1e-3 * err, 5e-4), t["name"]
+            assert abs(t["relative_error"] - err) <= max(1e-3 * err, 1e-3), t["name"]
 
 
 # ---------------------------------------------------------------------------------------------------------
