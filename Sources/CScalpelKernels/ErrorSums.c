@@ -53,7 +53,7 @@ void error_sums(const float *x, const float *y, size_t n, scalpel_error_sums_t *
     out->max_abs_bits = (uint32_t)m;
 }
 
-static void error_sums_generic(const float *x, const float *y, size_t n, scalpel_error_sums_t *out) {
+void scalpel_error_sums_portable(const float *x, const float *y, size_t n, scalpel_error_sums_t *out) {
     error_sums(x, y, n, out);
 }
 
@@ -74,7 +74,7 @@ typedef void (*error_sums_fn)(const float *, const float *, size_t, scalpel_erro
 static error_sums_fn chosen_error_sums(void) {
     static error_sums_fn chosen = 0;
     if (!chosen) {
-        error_sums_fn f = error_sums_generic;
+        error_sums_fn f = scalpel_error_sums_portable;
 #if defined(__x86_64__)
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f")) f = error_sums_avx512;
@@ -87,8 +87,4 @@ static error_sums_fn chosen_error_sums(void) {
 
 void scalpel_error_sums(const float *x, const float *y, size_t n, scalpel_error_sums_t *out) {
     chosen_error_sums()(x, y, n, out);
-}
-
-void scalpel_error_sums_portable(const float *x, const float *y, size_t n, scalpel_error_sums_t *out) {
-    error_sums_generic(x, y, n, out);
 }

@@ -36,7 +36,8 @@ typedef struct {
 /// CPU: the AVX-512 and AVX2 variants chosen at run time do the same operations as the portable one.
 void scalpel_error_sums(const float *x, const float *y, size_t n, scalpel_error_sums_t *out);
 
-/// `scalpel_error_sums` without run-time CPU dispatch (the baseline instruction set), for tests.
+/// `scalpel_error_sums` compiled for the baseline instruction set, without run-time dispatch: what the
+/// dispatcher falls back to, and what tests compare the wider variants with.
 void scalpel_error_sums_portable(const float *x, const float *y, size_t n, scalpel_error_sums_t *out);
 
 #endif

@@ -23,7 +23,8 @@ enum BitsandbytesOutputs {
 
         var outputs: [OutputTensor] = [
             OutputTensor(name: name, type: .plain(.u8), shape: [q.codes.count, 1], content: .compute { buf in
-                let codes = try cache.take(name, as: [UInt8].self) ?? source.withValues {
+                // Values were checked for NaN and Inf while planning.
+                let codes = try cache.take(name, as: [UInt8].self) ?? source.withValues(checkFinite: false) {
                     try FourBit.quantize($0, kind: kind, blockSize: options.blockSize, doubleQuant: options.doubleQuant).codes
                 }
                 buf.copyBytes(from: codes)

@@ -38,10 +38,7 @@ public enum GGMLQuantize {
     /// `QuantError.measure` of `src` against `GGMLDequantize.dequantize` of them.
     /// - Throws: as `quantize`.
     public static func quantizeMeasuring(_ type: GGMLType, _ values: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer) throws -> QuantError {
-        guard values.count % type.blockSize == 0, dst.count == values.count / type.blockSize * type.typeSize else {
-            try quantize(type, values, into: dst)  // throws the size error
-            preconditionFailure("quantize accepted mismatched sizes")
-        }
+        _ = try checkedKernel(type, values.count, dst.count)
         let io = UncheckedBox((values, dst))
         return try QuantError.inChunks(count: values.count / type.blockSize, chunk: 2048) { r in
             let (v, d) = io.value
@@ -58,21 +55,28 @@ public enum GGMLQuantize {
     /// `quantize` with a chosen chunk size (tests use small chunks).
     static func quantize(_ type: GGMLType, _ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer,
                          blocksPerChunk: Int) throws {
-        guard let kernel = kernel(for: type) else {
-            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "quantizing to \(type.name) is not supported (supported: \(supportedTypes.map(\.name).joined(separator: ", ")))")
-        }
-        guard src.count % type.blockSize == 0 else {
-            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "\(src.count) values are not a whole number of \(type.blockSize)-value \(type.name) blocks")
-        }
+        let kernel = try checkedKernel(type, src.count, dst.count)
         let blocks = src.count / type.blockSize
-        guard dst.count == blocks * type.typeSize else {
-            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "\(blocks) \(type.name) blocks take \(blocks * type.typeSize) bytes, but the output has \(dst.count)")
-        }
         guard blocks > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
         let finite = GGMLBlockChunks.allSatisfy(blocks: blocks, blocksPerChunk: blocksPerChunk) { kernel(UnsafeRawPointer(s), d, $0) }
         if !finite, let i = src.firstIndex(where: { !$0.isFinite }) {
             throw ScalpelError.invalid(file: nil, tensor: nil, reason: "value \(src[i]) at index \(i) is not finite; \(type.name) quantization needs finite values")
         }
+    }
+
+    /// The kernel for `type`, after checking that `values` floats make whole blocks filling `bytes` bytes.
+    private static func checkedKernel(_ type: GGMLType, _ values: Int, _ bytes: Int) throws -> Kernel {
+        guard let kernel = kernel(for: type) else {
+            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "quantizing to \(type.name) is not supported (supported: \(supportedTypes.map(\.name).joined(separator: ", ")))")
+        }
+        guard values % type.blockSize == 0 else {
+            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "\(values) values are not a whole number of \(type.blockSize)-value \(type.name) blocks")
+        }
+        let blocks = values / type.blockSize
+        guard bytes == blocks * type.typeSize else {
+            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "\(blocks) \(type.name) blocks take \(blocks * type.typeSize) bytes, but the output has \(bytes)")
+        }
+        return kernel
     }
 
     /// Quantizes the blocks of a range; false when an input may not be finite.
