@@ -3,7 +3,7 @@ enum CompressedTensorsOutputs {
     /// `P.weight_packed` (I32), `P.weight_scale` (the weight's float dtype), `P.weight_shape` (I64 [2]),
     /// and `P.weight_zero_point` (I32, packed along the output dimension) when asymmetric.
     static func make(_ source: SourceTensor, bits: Int, strategy: CompressedTensors.Strategy, symmetric: Bool,
-                     report: QuantizeReport, result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
+                     report: inout QuantizeReport, result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
         let info = source.info
         guard info.name.hasSuffix(".weight"), info.shape.count == 2 else {
             throw ScalpelError.invalid(file: source.checkpoint.path, tensor: info.name, reason: "compressed-tensors quantizes 2-D *.weight tensors only")
@@ -11,7 +11,7 @@ enum CompressedTensorsOutputs {
         let rows = info.shape[0], columns = info.shape[1]
         let prefix = String(info.name.dropLast("weight".count))
         let dtype = source.floatDType
-        let quantize = { (values: [Float]) throws in
+        let quantize: @Sendable ([Float]) throws -> CompressedTensorsQuantized = { values in
             try values.withUnsafeBufferPointer {
                 try CompressedTensors.quantize($0, rows: rows, columns: columns, bits: bits, strategy: strategy, symmetric: symmetric, dtype: dtype)
             }
@@ -29,17 +29,21 @@ enum CompressedTensorsOutputs {
             OutputTensor(name: prefix + "weight_packed", type: .plain(.i32), shape: [rows, q.packedColumns], content: .compute { buf in
                 let packed = try cache.take(info.name, as: [Int32].self) ?? quantize(try source.values()).packed
                 packed.withUnsafeBytes { buf.copyMemory(from: $0) }
-            }, onWritten: source.release),
+                return .none
+            }, action: "quantize to int\(bits)", onWritten: source.release),
             OutputTensor(name: prefix + "weight_scale", type: .plain(dtype), shape: [rows, groups], content: .compute { buf in
                 try scales.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf) }
+                return .none
             }),
             OutputTensor(name: prefix + "weight_shape", type: .plain(.i64), shape: [2], content: .compute { buf in
                 weightShape.withUnsafeBytes { buf.copyMemory(from: $0) }
+                return .none
             }),
         ]
         if let zp = q.packedZeroPoints {
             outputs.append(OutputTensor(name: prefix + "weight_zero_point", type: .plain(.i32), shape: [zp.count / groups, groups], content: .compute { buf in
                 zp.withUnsafeBytes { buf.copyMemory(from: $0) }
+                return .none
             }))
         }
         var r = result
@@ -47,7 +51,7 @@ enum CompressedTensorsOutputs {
         r.bytesAfter = outputs.reduce(0) { $0 + $1.byteCount }
         r.note = note
         report.record(r)
-        QuantizedOutputs.record(values, back, name: info.name, report: report)
+        report.setError(info.name, QuantizedOutputs.error(values, back))
         return outputs
     }
 }

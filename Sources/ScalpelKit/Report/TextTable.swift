@@ -40,6 +40,11 @@ public enum Format {
         return (n < 0 ? "-" : "") + out
     }
 
+    /// "1 tensor", "104 tensors", "128,512 parameters": grouped digits and a plural that agrees.
+    public static func counted(_ n: Int, _ noun: String) -> String {
+        grouped(n) + " " + noun + (n == 1 ? "" : "s")
+    }
+
     /// 22713728 -> "22.7M".
     public static func count(_ n: Int) -> String {
         let d = Double(n)
