@@ -97,7 +97,7 @@ public struct QuantizeReport: Sendable {
         let before = e.reduce(0) { $0 + $1.bytesBefore }, after = e.reduce(0) { $0 + $1.bytesAfter }
         let params = e.reduce(0) { $0 + $1.parameters }
         var lines = [
-            "quantized \(q.count) tensors to \(type) (\(layout)), kept \(e.count - q.count)",
+            "quantized \(Format.counted(q.count, "tensor")) to \(type) (\(layout)), kept \(e.count - q.count)",
             "size \(Format.bytes(before)) -> \(Format.bytes(after)) (\(Format.fixed(before > 0 ? Double(after) / Double(before) * 100 : 0, 1))%), "
                 + "\(Format.fixed(params > 0 ? Double(after) * 8 / Double(params) : 0, 2)) bits/parameter",
         ]

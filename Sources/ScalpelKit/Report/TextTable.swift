@@ -45,6 +45,14 @@ public enum Format {
         grouped(n) + " " + noun + (n == 1 ? "" : "s")
     }
 
+    /// A configuration number as people write it: 16 -> "16", 0.5 -> "0.5", 1/3 -> "0.3333".
+    public static func number(_ v: Double) -> String {
+        if v.isFinite && v == v.rounded() && abs(v) < 1e15 { return String(Int(v)) }
+        var s = stat(v)
+        if s.contains("."), !s.contains("e") { while s.hasSuffix("0") { s.removeLast() } }
+        return s
+    }
+
     /// 22713728 -> "22.7M".
     public static func count(_ n: Int) -> String {
         let d = Double(n)
