@@ -220,7 +220,9 @@ def test_merging_into_nothing_is_an_error(scalpel, tmp):
 
 
 def test_extracting_from_unrelated_checkpoints_says_no_names_match(scalpel, tmp):
-    proc = scalpel.run("extract-lora", "--base", LLAMA, "--tuned", EXTRACT_TUNED, "-o", tmp / "a", check=False)
+    other = tmp / "other.safetensors"
+    save_file({"transformer.h.0.attn.c_attn.weight": np.ones((8, 8), np.float32)}, other)
+    proc = scalpel.run("extract-lora", "--base", LLAMA, "--tuned", other, "-o", tmp / "a", check=False)
     assert proc.returncode == 1 and "no tensor name is in both checkpoints" in proc.stderr
 
 
