@@ -8,6 +8,7 @@ SCALPEL=${SCALPEL_BIN:-.build/release/scalpel}
 MODEL=${SCALPEL_MODEL:-work/models/all-MiniLM-L6-v2/model.safetensors}
 OUT=work/demo
 PY=.venv/bin/python
+rm -rf "$OUT"  # a fresh folder: outputs are never replaced without --force
 mkdir -p "$OUT"
 
 # Prints a command (arguments with shell characters in single quotes), then runs it.

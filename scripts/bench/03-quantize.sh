@@ -57,13 +57,13 @@ s_nf4=$(quant nf4 nf4.safetensors)
 # these do not depend on what else runs.
 cpu() { # TYPE OUTPUT: "cpu_seconds minor_faults"
     rm -f "$DIR/$2"
-    /usr/bin/time -f "%U %S %R" -o "$DIR/cpu.txt" "$SCALPEL" quantize "$IN" "$DIR/$2" --type "$1" > /dev/null
+    /usr/bin/time -f "%U %S %R" -o "$DIR/cpu.txt" "$SCALPEL" quantize "$IN" "$DIR/$2" --type "$1" --force > /dev/null
     awk '{ printf "%.2f %d", $1 + $2, $3 }' "$DIR/cpu.txt"
 }
 read -r c_q8 f_q8 <<<"$(cpu q8_0 q8_0.gguf)"
 read -r c_q4 f_q4 <<<"$(cpu q4_0 q4_0.gguf)"
 read -r c_nf4 f_nf4 <<<"$(cpu nf4 nf4.safetensors)"
-/usr/bin/time -f "%U %S %R" -o "$DIR/cpu.txt" "$SCALPEL" convert "$IN" "$DIR/copy.safetensors" > /dev/null
+/usr/bin/time -f "%U %S %R" -o "$DIR/cpu.txt" "$SCALPEL" convert "$IN" "$DIR/copy.safetensors" --force > /dev/null
 read -r c_conv f_conv <<<"$(awk '{ printf "%.2f %d", $1 + $2, $3 }' "$DIR/cpu.txt")"
 rm -f "$DIR/copy.safetensors"
 echo "== scalpel kernels"
@@ -105,7 +105,7 @@ big_bytes=$(stat -c %s "$BIG")
 rss() { # OUTPUT FLAGS...: "wall_seconds peak_rss_kib" of scalpel quantize BIG OUTPUT FLAGS
     local out=$DIR/$1; shift
     rm -f "$out"
-    /usr/bin/time -v "$SCALPEL" quantize "$BIG" "$out" "$@" > /dev/null 2> "$DIR/timev.txt"
+    /usr/bin/time -v "$SCALPEL" quantize "$BIG" "$out" "$@" --force > /dev/null 2> "$DIR/timev.txt"
     rm -f "$out"
     "$PY" - "$DIR/timev.txt" <<'EOF'
 import re, sys

@@ -83,7 +83,7 @@ echo "== other scopes, 1 GiB, tmpfs (one run each)"
 declare -A O
 for args in "--scope row --sparsity 0.5" "--scope channel --sparsity 0.5" "--scope global --sparsity 0.5" "--pattern 2:4" "--pattern 4:8"; do
   rm -f "$FAST_DIR/o.safetensors"
-  /usr/bin/time -f "%e %M" -o "$FAST_DIR/time.txt" "$BIN" prune "$FAST_DIR/in1g.safetensors" "$FAST_DIR/o.safetensors" $args > /dev/null
+  /usr/bin/time -f "%e %M" -o "$FAST_DIR/time.txt" "$BIN" prune "$FAST_DIR/in1g.safetensors" "$FAST_DIR/o.safetensors" $args --force > /dev/null
   O[$args]=$(cat "$FAST_DIR/time.txt")
 done
 rm -rf "$FAST_DIR"

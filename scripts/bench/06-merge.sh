@@ -88,7 +88,7 @@ if [ ! -f "$BASE" ] || [ ! -f "$ADAPTER/adapter_config.json" ]; then
     "$PY" "$GEN" "$BASE" "$ADAPTER"
 fi
 
-SCALPEL_CMD=("$SCALPEL" merge "$BASE" "$ADAPTER" -o "$DIR/scalpel.safetensors")
+SCALPEL_CMD=("$SCALPEL" merge "$BASE" "$ADAPTER" -o "$DIR/scalpel.safetensors" --force)
 NUMPY_CMD=("$PY" "$REF" "$BASE" "$ADAPTER" "$DIR/numpy.safetensors")
 
 # Runs a command under /usr/bin/time -v; prints "wall_seconds max_rss_kib".

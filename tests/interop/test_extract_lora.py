@@ -762,7 +762,9 @@ def test_json_and_report(scalpel, tmp):
                        "--json", "--report", tmp / "r.json")
     summary = json.loads(proc.stdout)
     assert json.loads((tmp / "r.json").read_text()) == summary
-    assert list(summary) == ["tensors_decomposed", "tensors_unchanged", "adapter_parameters", "adapter_bytes",
+    # The keys every writing command prints (docs/cli.md), then extract-lora's own.
+    assert list(summary) == ["command", "output", "dry_run", "files", "bytes_written", "tensors_written", "seconds", "warnings",
+                             "tensors_decomposed", "tensors_unchanged", "adapter_parameters", "adapter_bytes",
                              "kept_share", "tensors"]
     adapter = Adapter(tmp / "a")
     assert summary["adapter_parameters"] == sum(v.size for v in adapter.tensors.values())

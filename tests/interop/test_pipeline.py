@@ -84,7 +84,10 @@ def writer_args(command, tmp):
 def test_help_is_golden(scalpel, command):
     text = scalpel.run(command, "--help").stdout
     golden(GOLDEN / "help" / f"{command}.txt", text)
-    assert all(len(line) <= 80 for line in text.splitlines() if line.startswith("  scalpel ")), "help examples wrap at 80 columns"
+    lines = text.splitlines()
+    start = lines.index("Examples:") + 1
+    examples = lines[start:lines.index("", start)]
+    assert examples and all(line.startswith("  scalpel ") for line in examples), f"an example wraps at 80 columns: {examples}"
 
 
 def test_root_help_lists_every_command(scalpel):

@@ -16,8 +16,8 @@ extension Scalpel {
 
             Examples:
               scalpel extract-lora --base base/ --tuned tuned/ -o adapter/ --rank 16
-              scalpel extract-lora --base base.safetensors --tuned ft.safetensors -o adapter/ --max-error 0.3 --max-rank 128
-              scalpel extract-lora --base base.gguf --tuned ft.gguf -o lora.gguf --format gguf --energy 0.9
+              scalpel extract-lora --base b/ --tuned t/ -o a/ --max-error 0.3 --max-rank 64
+              scalpel extract-lora --base b.gguf --tuned t.gguf -o l.gguf --format gguf
             """
         )
 

@@ -19,7 +19,7 @@ extension Scalpel {
 
             Examples:
               scalpel merge llama/ adapter/ -o merged/
-              scalpel merge model.safetensors style/:0.7 chat/ -o merged.safetensors --dtype bf16
+              scalpel merge base/ style/:0.7 chat/ -o merged.safetensors --dtype bf16
               scalpel merge merged.safetensors style/:-0.7 -o unmerged.safetensors
               scalpel merge model-f16.gguf lora.gguf -o merged.gguf
             """

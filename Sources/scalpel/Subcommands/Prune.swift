@@ -14,9 +14,9 @@ extension Scalpel {
 
             Examples:
               scalpel prune model.safetensors pruned.safetensors.zst --sparsity 0.5
-              scalpel prune model.safetensors pruned.safetensors --sparsity 0.7 --scope global --json
-              scalpel prune model.safetensors sparse24.safetensors --pattern 2:4 --report prune.json
-              scalpel prune model.gguf pruned.gguf --keep 0.6 --scope row --skip 'blk.*.attn_v.*'
+              scalpel prune model.safetensors p.safetensors --sparsity 0.7 --scope global
+              scalpel prune model.safetensors sparse.safetensors --pattern 2:4 --json
+              scalpel prune m.gguf p.gguf --keep 0.6 --scope row --skip 'blk.*.attn_v.*'
             """
         )
 

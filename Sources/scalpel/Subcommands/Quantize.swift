@@ -6,19 +6,19 @@ extension Scalpel {
         static let configuration = CommandConfiguration(
             abstract: "Quantize to GGUF Q8_0/Q4_0/Q4_1/Q5_0/Q5_1, bitsandbytes NF4/FP4/int8, or compressed-tensors int4/int8.",
             discussion: """
-            GGUF types write a .gguf file whose blocks are bit-identical to ggml's reference quantizers. \\
-            nf4, fp4 and int8 write safetensors laid out as bitsandbytes/transformers save 4-bit and 8-bit \\
-            models; int4 (and int8 with --format compressed-tensors) the compressed-tensors pack-quantized \\
-            layout that vLLM loads. When IN is a model folder and OUT a folder, the folder's other files \\
+            GGUF types write a .gguf file whose blocks are bit-identical to ggml's reference quantizers. \
+            nf4, fp4 and int8 write safetensors laid out as bitsandbytes/transformers save 4-bit and 8-bit \
+            models; int4 (and int8 with --format compressed-tensors) the compressed-tensors pack-quantized \
+            layout that vLLM loads. When IN is a model folder and OUT a folder, the folder's other files \
             are copied and config.json gets the matching quantization_config. Types are case-insensitive.
 
-            By default the 2-D *.weight tensors of linear layers are quantized; 1-D tensors, embeddings \\
-            and the output head are kept (--skip removes more; a --type-for rule applies to any tensor). \\
+            By default the 2-D *.weight tensors of linear layers are quantized; 1-D tensors, embeddings \
+            and the output head are kept (--skip removes more; a --type-for rule applies to any tensor). \
             Every run prints the error of each tensor (relative RMSE, SQNR).
 
             Examples:
               scalpel quantize model.safetensors model-q8_0.gguf --type q8_0
-              scalpel quantize model.gguf q4.gguf --type q4_0 --type-for 'blk.*.attn_v.*=q8_0'
+              scalpel quantize m.gguf q4.gguf --type q4_0 --type-for 'blk.*.attn_v.*=q8_0'
               scalpel quantize llama/ q4.gguf --type q4_0 --type-for '*.v_proj.*=q8_0'
               scalpel quantize llama/ llama-nf4/ --type nf4 --double-quant
               scalpel quantize llama/ llama-w4a16/ --type int4 --group-size 128
