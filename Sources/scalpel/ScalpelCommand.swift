@@ -35,7 +35,7 @@ extension PlanningCommand {
     func execute() throws {
         // Refused before planning, which may take long (extract-lora's SVDs); Pipeline checks again.
         if !writing.force && !writing.dryRun && FileManager.default.fileExists(atPath: output) {
-            throw ScalpelError.invalid(file: output, tensor: nil, reason: "output already exists (--force replaces it)")
+            throw ScalpelError.invalid(file: output, tensor: nil, reason: "output already exists (--force replaces it, but never overwrites an input)")
         }
         try writing.carryOut(try plan(), command: Self._commandName, global: global)
     }

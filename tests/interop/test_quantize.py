@@ -512,7 +512,8 @@ def test_report_file_has_per_tensor_errors(scalpel, tmp):
     assert report["bits_per_parameter"] == pytest.approx(report["bytes_after"] * 8 / params, rel=1e-12)
     # --json prints the same object.
     again = quantize(scalpel, tmp / "in.safetensors", tmp / "out2.gguf", "--type", "q4_0")
-    assert again == report
+    run_specific = {"output", "files", "seconds"}  # the common keys that name this run's output and time
+    assert {k: v for k, v in again.items() if k not in run_specific} == {k: v for k, v in report.items() if k not in run_specific}
 
 
 # ---------------------------------------------------------------------------------------------- bitsandbytes 4-bit
@@ -1021,7 +1022,7 @@ def test_folder_compressed_tensors_gets_quantization_config(scalpel, tmp, bits):
 def test_single_file_output_says_no_config(scalpel, tmp):
     src, _, _ = model_folder(tmp)
     proc = scalpel.run("quantize", src, tmp / "one.safetensors", "--type", "nf4")
-    assert "a single file carries no config.json" in proc.stdout
+    assert "scalpel: warning: a single file carries no config.json" in proc.stderr
     no_leftovers(tmp, ["model", "one.safetensors"])
 
 

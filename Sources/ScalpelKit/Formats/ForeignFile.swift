@@ -4,7 +4,8 @@ enum ForeignFile {
     /// What `bytes` look like ("a JSON file", "a zip archive (a PyTorch checkpoint?)"...), or nil when
     /// they could be a safetensors header.
     static func kind(_ bytes: UnsafeRawBufferPointer) -> String? {
-        guard bytes.count >= 2 else { return nil }
+        // A safetensors header's JSON starts right after its 8-byte length.
+        guard bytes.count >= 2, bytes.count < 9 || bytes[8] != UInt8(ascii: "{") else { return nil }
         let b0 = bytes[0], b1 = bytes[1]
         if b0 == 0x50 && b1 == 0x4B { return "a zip archive (a PyTorch torch.save checkpoint?)" }
         if b0 == 0x80 && (2...5).contains(b1) { return "a Python pickle (a legacy PyTorch checkpoint?)" }
