@@ -14,10 +14,11 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        // No unsafeFlags anywhere (they stop other packages from depending on Scalpel by version): the C
+        // kernels build with SwiftPM's release -O2, as fast as -O3 was (docs/bench/07-package-settings.md).
         .target(
             name: "CScalpelKernels",
-            path: "Sources/CScalpelKernels",
-            cSettings: [.unsafeFlags(["-O3"])]
+            path: "Sources/CScalpelKernels"
         ),
         .target(
             name: "ScalpelKit",

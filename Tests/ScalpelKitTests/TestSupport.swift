@@ -111,3 +111,11 @@ extension Stack {
         try plan(inputs, options: options, to: folder).written()
     }
 }
+
+/// The repository's root folder (this file is `Tests/ScalpelKitTests/TestSupport.swift`), so tests in any
+/// subfolder find `fixtures/` the same way.
+let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// `relative` (like `fixtures/gguf`) under the repository's root.
+func repositoryPath(_ relative: String) -> String { repositoryRoot.appendingPathComponent(relative).path }

@@ -1,5 +1,5 @@
 """`scalpel merge` and `scalpel stack` against PEFT itself (fixtures/peft, made by make_peft_fixtures.py with
-torch + peft), methods.md's combination rules transcribed in NumPy, and llama.cpp-style GGUF LoRAs written
+torch + peft), docs/methods.md's combination rules transcribed in NumPy, and llama.cpp-style GGUF LoRAs written
 by gguf-py. When torch + transformers + peft are importable, stacked adapters are also loaded by PEFT."""
 import json
 import re
@@ -273,7 +273,7 @@ def disjoint_mean(taus, majority):
 
 
 def reference_combination(inputs, method, density, majority="total", seed=0):
-    """methods.md's rules on tau_i = w_i * s_i * B_i @ A_i, per module of the union."""
+    """docs/methods.md's rules on tau_i = w_i * s_i * B_i @ A_i, per module of the union."""
     updates = [lora_updates(path, w) for path, w in inputs]
     modules = sorted(set().union(*updates))
     out = {}

@@ -3,7 +3,7 @@
 ///
 /// Opening reads only headers. `view(_:)` touches the mapped pages of one tensor; `release(_:)` lets the
 /// kernel drop them again, so that a pass over all tensors keeps resident memory near the largest tensor.
-public final class Checkpoint: @unchecked Sendable {
+public final class Checkpoint: Sendable {
     /// Where a tensor's bytes live.
     struct Location {
         /// Index into `files`.

@@ -6,6 +6,7 @@ import Glibc
 /// A read-only memory map of a whole file, unmapped when the last reference goes away.
 ///
 /// Pages are read on demand by the kernel: mapping a 4 GB file costs nothing until its bytes are touched.
+/// `@unchecked Sendable`: immutable after `init`, and the mapping is read-only.
 public final class MappedFile: @unchecked Sendable {
     /// The path the file was opened with.
     public let path: String
@@ -44,7 +45,7 @@ public final class MappedFile: @unchecked Sendable {
 
     private func advise(_ range: Range<Int>, _ advice: Int32) {
         guard let base = bytes.baseAddress, !range.isEmpty else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let page = Platform.pageSize
         let start = range.lowerBound / page * page
         let end = min(range.upperBound, bytes.count)
         guard end > start else { return }

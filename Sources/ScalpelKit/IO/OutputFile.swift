@@ -78,7 +78,7 @@ public final class OutputFile {
     private func writeFully(_ bytes: UnsafeRawBufferPointer) throws {
         var done = 0
         while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            let n = Platform.write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw ScalpelError.io(file: path, reason: "write failed: \(String(cString: strerror(errno)))")

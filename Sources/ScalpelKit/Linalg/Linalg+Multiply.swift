@@ -78,6 +78,7 @@ extension Linalg {
 }
 
 /// The operand pointers of one product, shared by the blocks (each block writes a disjoint part of `c`).
+/// `@unchecked Sendable`: `a` and `b` are only read, and each block writes its own rows or columns of `c`.
 private struct ProductPointers: @unchecked Sendable {
     let a: UnsafePointer<Float>
     let b: UnsafePointer<Float>

@@ -32,7 +32,7 @@ enum CompressedTensorsOutputs {
                 return .none
             }, action: "quantize to int\(bits)", onWritten: source.release),
             OutputTensor(name: prefix + "weight_scale", type: .plain(dtype), shape: [rows, groups], content: .compute { buf in
-                try scales.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf) }
+                try scales.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: prefix + "weight_scale") }
                 return .none
             }),
             OutputTensor(name: prefix + "weight_shape", type: .plain(.i64), shape: [2], content: .compute { buf in

@@ -1,7 +1,7 @@
 /// A tensor as the model means it. Quantized safetensors layouts store one weight as several file
 /// tensors (bitsandbytes: codes, absmax, quant state...; compressed-tensors: packed codes, scales,
 /// shape); a logical tensor puts them back together and can decode them to f32.
-public struct LogicalTensor: @unchecked Sendable {
+public struct LogicalTensor: Sendable {
     /// The weight's name (`P.weight`).
     public var name: String
     /// Row-major shape of the weight.
@@ -19,7 +19,7 @@ public struct LogicalTensor: @unchecked Sendable {
     /// The index of the file tensor, when the logical tensor is exactly one plain or ggml tensor.
     public var fileIndex: Int?
     /// Decodes the values to f32.
-    public let decode: () throws -> [Float]
+    public let decode: @Sendable () throws -> [Float]
 
     public var elementCount: Int { shape.reduce(1, *) }
 }
@@ -101,7 +101,7 @@ public enum LogicalTensors {
         let original = state["dtype"]?.stringValue.flatMap { ["float32": DType.f32, "float16": .f16, "bfloat16": .bf16][$0] }
         let stored = parts.compactMap { c.info(named: $0)?.byteCount }.reduce(0, +)
         return LogicalTensor(name: name, shape: dims, storage: kind.rawValue.uppercased(), originalDType: original, parts: parts,
-                             storedBytes: stored, isQuantized: true, fileIndex: nil, decode: {
+                             storedBytes: stored, isQuantized: true, fileIndex: nil, decode: { [nestedParts] in
             let scales: [Float]
             if let (n, offset) = nestedParts {
                 scales = NestedAbsmax(codes: Array(absmax.bytes), absmax: floats(n), offset: offset).dequantize()

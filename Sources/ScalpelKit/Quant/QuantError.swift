@@ -37,7 +37,7 @@ public struct QuantError: Sendable, Equatable {
 
     /// The error of `count` elements measured by `body` over fixed chunks in parallel, combined. Each
     /// call gets one chunk's range and returns that chunk's error; results do not depend on thread count.
-    public static func inChunks(count: Int, chunk: Int, _ body: (Range<Int>) throws -> QuantError) throws -> QuantError {
+    public static func inChunks(count: Int, chunk: Int, _ body: @Sendable (Range<Int>) throws -> QuantError) throws -> QuantError {
         var parts = [QuantError?](repeating: nil, count: (count + chunk - 1) / chunk)
         try parts.withUnsafeMutableBufferPointer { p in
             let out = UncheckedBox(p)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The `quantize` command's transform: which tensors become which type, and in what file layout.
 public enum Quantize {
@@ -122,7 +123,7 @@ extension Quantize.Options {
 
 /// One input tensor (a logical tensor: a quantized weight may span several file tensors) and how to
 /// get its values as f32.
-struct SourceTensor: @unchecked Sendable {
+struct SourceTensor: Sendable {
     let checkpoint: Checkpoint
     let logical: LogicalTensor
     let allowNonfinite: Bool
@@ -218,28 +219,33 @@ enum NonFinite {
 /// Small per-tensor results computed while planning (scales, quant state), kept until written, plus
 /// the large results (codes) while they fit a memory budget, so a tensor is quantized once when it
 /// can be and twice (plan, then write) when memory is short.
-final class SideCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var large: [String: Any] = [:]
-    private var budget: Int
+final class SideCache: Sendable {
+    private struct State {
+        var large: [String: (value: any Sendable, bytes: Int)] = [:]
+        var budget: Int
+    }
 
-    init(budgetBytes: Int) { budget = budgetBytes }
+    private let state: Mutex<State>
+
+    init(budgetBytes: Int) { state = Mutex(State(budget: budgetBytes)) }
 
     /// Keeps `value` (of about `bytes`) for `key` if the budget allows; returns whether it was kept.
     @discardableResult
-    func keep(_ value: Any, bytes: Int, for key: String) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        guard bytes <= budget else { return false }
-        budget -= bytes
-        large[key] = (value, bytes)
-        return true
+    func keep(_ value: any Sendable, bytes: Int, for key: String) -> Bool {
+        state.withLock { s in
+            guard bytes <= s.budget else { return false }
+            s.budget -= bytes
+            s.large[key] = (value, bytes)
+            return true
+        }
     }
 
     /// Removes and returns the value kept for `key`.
-    func take<T>(_ key: String, as: T.Type) -> T? {
-        lock.lock(); defer { lock.unlock() }
-        guard let (value, bytes) = large.removeValue(forKey: key) as? (Any, Int) else { return nil }
-        budget += bytes
-        return value as? T
+    func take<T: Sendable>(_ key: String, as: T.Type) -> T? {
+        state.withLock { s in
+            guard let kept = s.large.removeValue(forKey: key) else { return nil }
+            s.budget += kept.bytes
+            return kept.value as? T
+        }
     }
 }

@@ -89,7 +89,7 @@ enum QuantizedOutputs {
             try values.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: name) }
             guard measured && dtype != .f32 else { return .none }
             var back = [Float](repeating: 0, count: values.count)
-            try back.withUnsafeMutableBufferPointer { try FloatConversion.decode(.plain(dtype), UnsafeRawBufferPointer(buf), into: $0) }
+            try back.withUnsafeMutableBufferPointer { try FloatConversion.decode(.plain(dtype), UnsafeRawBufferPointer(buf), into: $0, tensor: name) }
             return TensorOutcome(error: error(values, back))
         }, action: measured ? "cast to \(dtype.rawValue)" : "widen to \(dtype.rawValue)", onWritten: source.release)
     }

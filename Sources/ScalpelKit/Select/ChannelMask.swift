@@ -40,7 +40,7 @@ public enum ChannelMask {
             }
         }
         let dst = UncheckedBox(out.baseAddress!)
-        let src = source.bytes.baseAddress!
+        let src = UncheckedBox(source.bytes.baseAddress!)
         let bytesPerRow = rowLength * source.width
         let flags = UncheckedBox(removed)
         parallelChunks(count: rows, chunk: rowsPerChunk) { rs in
@@ -49,7 +49,7 @@ public enum ChannelMask {
                 if flags.value[row] {
                     d.initializeMemory(as: UInt8.self, repeating: 0, count: bytesPerRow)
                 } else {
-                    d.copyMemory(from: src + row * bytesPerRow, byteCount: bytesPerRow)
+                    d.copyMemory(from: src.value + row * bytesPerRow, byteCount: bytesPerRow)
                 }
             }
         }

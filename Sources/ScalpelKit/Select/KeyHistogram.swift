@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Counts of magnitude keys by their high and low 16 bits: the two passes of an exact radix selection
 /// over data too large to copy.
@@ -96,21 +97,19 @@ public enum KeyHistogram {
     /// 32-bit counters (a slice holds fewer than 2^32 elements), then adds the tables into `counts`.
     private static func accumulate(_ source: MagnitudeSource, into counts: inout [Int],
                                    _ count: (Range<Int>, UnsafeRawPointer, UnsafeMutablePointer<UInt32>) -> Void) {
-        let lock = NSLock()
-        counts.withUnsafeMutableBufferPointer { total in
-            let sink = UncheckedBox(total)
-            withoutActuallyEscaping(count) { count in
-                let body = UncheckedBox(count)
-                parallelChunks(count: source.count, chunk: slice) { r in
-                    let table = UnsafeMutablePointer<UInt32>.allocate(capacity: buckets)
-                    defer { table.deallocate() }
-                    table.initialize(repeating: 0, count: buckets)
-                    source.forEachBlock(in: r) { b, bits in body.value(b, bits, table) }
-                    lock.lock()
-                    for i in 0..<buckets where table[i] != 0 { sink.value[i] += Int(table[i]) }
-                    lock.unlock()
+        let total = Mutex(counts)
+        withoutActuallyEscaping(count) { count in
+            let body = UncheckedBox(count)
+            parallelChunks(count: source.count, chunk: slice) { r in
+                let table = UnsafeMutablePointer<UInt32>.allocate(capacity: buckets)
+                defer { table.deallocate() }
+                table.initialize(repeating: 0, count: buckets)
+                source.forEachBlock(in: r) { b, bits in body.value(b, bits, table) }
+                total.withLock { sum in
+                    for i in 0..<buckets where table[i] != 0 { sum[i] += Int(table[i]) }
                 }
             }
         }
+        counts = total.withLock { $0 }
     }
 }

@@ -6,6 +6,9 @@ import CScalpelKernels
 /// F32 values are read in place. F16 and BF16 widen exactly to f32, which keeps their order and their
 /// ties, so the magnitudes compared are exactly the stored ones. F64 values round to the nearest f32
 /// first: two F64 values closer than an f32 step compare as equal (and tie by position).
+///
+/// `@unchecked Sendable`: the bytes are only read, and their owner (a mapped file or an array) outlives
+/// every use.
 public struct MagnitudeSource: @unchecked Sendable {
     /// The stored bytes: `count` elements of `dtype`.
     public let bytes: UnsafeRawBufferPointer

@@ -1,5 +1,5 @@
 /// One change an adapter makes to one base tensor, applied in f32 in adapter order.
-enum MergeEdit {
+enum MergeEdit: Sendable {
     /// `W += weight * scaling * (B @ A)` (transposed as the module says), then DoRA's renormalization when
     /// the module has a magnitude (weight is then 1).
     case product(LoRAModule, adapter: Checkpoint, weight: Double)
@@ -33,7 +33,7 @@ enum MergeEdit {
 
 /// A `MergeEdit` with its factors, magnitude or bias decoded (replacement tensors are decoded row range by
 /// row range as they are applied).
-struct PreparedMergeEdit: @unchecked Sendable {
+struct PreparedMergeEdit: Sendable {
     let edit: MergeEdit
     let a: [Float]
     let b: [Float]

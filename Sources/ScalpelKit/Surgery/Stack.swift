@@ -1,5 +1,5 @@
 /// Stacking LoRA adapters into one PEFT adapter whose update is a combination of theirs: the `stack`
-/// command's transform. The definitions are methods.md's ("Combining adapters"), with
+/// command's transform. The definitions are docs/methods.md's ("Combining adapters"), with
 /// `tau_i = w_i * s_i * B_i @ A_i` (w_i the input's weight, s_i its scaling).
 ///
 /// The output has scaling 1 in every module: `r` and `lora_alpha` equal the most common rank, and

@@ -1,4 +1,4 @@
-/// The dense combinations of `stack` (docs: methods.md, "Combining adapters"), computed on the full
+/// The dense combinations of `stack` (docs/methods.md, "Combining adapters"), computed on the full
 /// updates `tau_i = w_i * s_i * B_i @ A_i` of one module, row-major [rows, cols], in f32.
 enum StackCombine {
     /// The sparsify-and-sum rules.

@@ -9,8 +9,9 @@
 ///   SVD step, the randomized SVD of D truncated to min(R, rows, cols): B' = U S, A' = Vt.
 /// Whatever both factors need is computed once and dropped when both are written. The factor whose fill
 /// computes the SVD returns its truncation as its outcome.
-/// `@unchecked Sendable`: the writer fills a file's tensors one after another on one thread, so the
-/// cached state is never touched concurrently.
+/// `@unchecked Sendable`: the writer fills a file's tensors one after another on one thread; `written()`
+/// runs on the writer's queue, but empties the cache only after both fills have returned (each write is
+/// queued after its fill), so the cached state is never touched concurrently.
 final class StackFactors: @unchecked Sendable {
     let module: StackModule
     let rule: StackCombine.Rule?

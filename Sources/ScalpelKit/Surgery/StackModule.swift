@@ -1,7 +1,7 @@
 /// One module of a stacked adapter: where it is, its geometry, and the input modules that update it.
-struct StackModule {
+struct StackModule: Sendable {
     /// An input adapter's module and how it is weighted.
-    struct Member {
+    struct Member: Sendable {
         let adapter: Checkpoint
         /// Position of the adapter in the input list (DARE's masks depend on it).
         let adapterIndex: Int

@@ -4,19 +4,30 @@ import CScalpelKernels
 public enum FloatConversion {
     /// Elements per parallel chunk (fixed, so results never depend on thread count).
     static let chunk = 1 << 18
+    /// The dtypes `decode` reads (besides the ggml block types).
+    public static let decodable: Set<DType> = [.f32, .f16, .bf16, .f64, .i8, .u8, .bool, .i16, .u16, .i32, .u32, .i64, .u64]
+    /// The dtypes `encode` writes.
+    public static let encodable: Set<DType> = [.f32, .f16, .bf16, .f64]
 
     /// Decodes `count` elements of `type` from `src` into `dst` as f32.
     ///
     /// F32 is copied, F16 and BF16 widen exactly, F64 rounds to nearest, integer types convert by value
     /// (I64/U64 rounding to nearest f32), BOOL gives 0/1; ggml block types are dequantized.
-    /// - Throws: `ScalpelError.invalid` for types with no numeric meaning here (F8, F4, F6, C64).
+    /// - Throws: `ScalpelError.invalid` naming `tensor` for types with no numeric meaning here (F8, F4,
+    ///   F6, C64), and when `src` does not hold exactly `dst.count` elements of `type`.
     public static func decode(_ type: TensorType, _ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>, tensor: String = "") throws {
         let n = dst.count
         guard let d = type.dtype else {
             guard case .block(let g) = type else { return }
-            try GGMLDequantize.dequantize(g, src, into: dst)
+            try checkSize(src.count, of: n, type, "input", tensor: tensor)
+            try naming(tensor) { try GGMLDequantize.dequantize(g, src, into: dst) }
             return
         }
+        guard decodable.contains(d) else {
+            throw ScalpelError.invalid(file: nil, tensor: tensor.isEmpty ? nil : tensor, reason: "cannot compute on dtype \(d.rawValue)")
+        }
+        try checkSize(src.count, of: n, type, "input", tensor: tensor)
+        guard n > 0 else { return }
         let s = UncheckedBox(src.baseAddress!)
         let o = UncheckedBox(dst.baseAddress!)
         switch d {
@@ -47,6 +58,23 @@ public enum FloatConversion {
         }
     }
 
+    /// Throws unless a buffer of `bytes` bytes holds exactly `count` elements of `type` (the check the
+    /// dequantizers make), naming `tensor` and which buffer (`what`) is wrong.
+    static func checkSize(_ bytes: Int, of count: Int, _ type: TensorType, _ what: String, tensor: String) throws {
+        let expected = type.byteCount(elements: count)
+        guard expected != bytes else { return }
+        let need = expected.map { "\($0) bytes" } ?? "a whole number of bytes or blocks, which they are not"
+        throw ScalpelError.invalid(file: nil, tensor: tensor.isEmpty ? nil : tensor,
+                                   reason: "\(what) buffer has \(bytes) bytes, but \(count) \(type) values need \(need)")
+    }
+
+    /// Runs `body`, giving `tensor`'s name to an `invalid` error that names no tensor.
+    private static func naming(_ tensor: String, _ body: () throws -> Void) throws {
+        do { try body() } catch ScalpelError.invalid(let file, nil, let reason) where !tensor.isEmpty {
+            throw ScalpelError.invalid(file: file, tensor: tensor, reason: reason)
+        }
+    }
+
     private static func convert<T>(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableBufferPointer<Float>, as: T.Type, _ f: (T) -> Float) {
         for i in 0..<dst.count {
             dst[i] = f(src.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
@@ -65,9 +93,15 @@ public enum FloatConversion {
     /// Encodes f32 values as `dtype` into `dst` (which holds exactly `src.count` elements of it).
     ///
     /// F16 and BF16 round to nearest even; NaN stays NaN, values beyond the range become infinities.
-    /// - Throws: `ScalpelError.invalid` for dtypes other than F32, F16, BF16, F64.
+    /// - Throws: `ScalpelError.invalid` naming `tensor` for dtypes other than F32, F16, BF16, F64, and
+    ///   when `dst` does not hold exactly `src.count` elements of `dtype`.
     public static func encode(_ src: UnsafeBufferPointer<Float>, as dtype: DType, into dst: UnsafeMutableRawBufferPointer, tensor: String = "") throws {
         let n = src.count
+        guard encodable.contains(dtype) else {
+            throw ScalpelError.invalid(file: nil, tensor: tensor.isEmpty ? nil : tensor, reason: "cannot write f32 values as \(dtype.rawValue)")
+        }
+        try checkSize(dst.count, of: n, .plain(dtype), "output", tensor: tensor)
+        guard n > 0 else { return }
         let s = UncheckedBox(src.baseAddress!)
         let o = UncheckedBox(dst.baseAddress!)
         switch dtype {
@@ -90,7 +124,11 @@ public enum FloatConversion {
 
     /// Converts a tensor's bytes directly from one float dtype to another (through f32, in chunks, so
     /// no whole-tensor f32 copy is made).
+    /// - Throws: as `decode` and `encode`, naming `tensor`; also when `src` or `dst` does not hold exactly
+    ///   `count` elements of its type.
     public static func cast(_ src: UnsafeRawBufferPointer, from: TensorType, to: DType, count: Int, into dst: UnsafeMutableRawBufferPointer, tensor: String = "") throws {
+        try checkSize(src.count, of: count, from, "input", tensor: tensor)
+        try checkSize(dst.count, of: count, .plain(to), "output", tensor: tensor)
         if from == .plain(to) {
             dst.copyMemory(from: src)
             return

@@ -1,4 +1,5 @@
 /// The bytes of one tensor, borrowed from a mapped file (zero copy). The view keeps its file mapped.
+/// `@unchecked Sendable`: the bytes are read-only and `owner` (an immutable mapping) keeps them valid.
 public struct TensorView: @unchecked Sendable {
     /// The tensor's description.
     public let info: TensorInfo

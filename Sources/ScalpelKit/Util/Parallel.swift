@@ -42,7 +42,7 @@ public enum Parallelism {
 ///
 /// Chunk boundaries depend only on `count` and `chunk`, never on the number of threads, so any result
 /// assembled per chunk is the same on every machine.
-public func parallelChunks(count: Int, chunk: Int, _ body: (Range<Int>) -> Void) {
+public func parallelChunks(count: Int, chunk: Int, _ body: @Sendable (Range<Int>) -> Void) {
     guard count > 0 else { return }
     let chunk = max(1, chunk)
     let n = (count + chunk - 1) / chunk
@@ -53,7 +53,7 @@ public func parallelChunks(count: Int, chunk: Int, _ body: (Range<Int>) -> Void)
 }
 
 /// Runs a throwing `body` over fixed chunks in parallel; rethrows the error of the lowest failing chunk.
-public func parallelChunksThrowing(count: Int, chunk: Int, _ body: (Range<Int>) throws -> Void) throws {
+public func parallelChunksThrowing(count: Int, chunk: Int, _ body: @Sendable (Range<Int>) throws -> Void) throws {
     guard count > 0 else { return }
     let n = (count + max(1, chunk) - 1) / max(1, chunk)
     let errors = UnsafeMutableBufferPointer<Error?>.allocate(capacity: n)

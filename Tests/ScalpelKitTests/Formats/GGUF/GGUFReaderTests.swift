@@ -4,11 +4,7 @@ import Testing
 
 /// Paths and decoders for the fixtures in `fixtures/gguf/` (made by `make_gguf_fixtures.py` with gguf-py).
 enum GGUFFixtures {
-    static let directory: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.appendingPathComponent("fixtures/gguf").path
-    }()
+    static let directory = repositoryPath("fixtures/gguf")
 
     static func path(_ name: String) -> String { directory + "/" + name }
 

@@ -6,8 +6,7 @@ import Testing
 /// there against bitsandbytes 0.50.2 and compressed-tensors 0.20.0).
 enum BnbVectors {
     static let root: JSONValue = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("fixtures/bnb/bnb_vectors.json")
+        let url = repositoryRoot.appendingPathComponent("fixtures/bnb/bnb_vectors.json")
         return try! JSONParser.parse(String(contentsOf: url, encoding: .utf8))
     }()
 

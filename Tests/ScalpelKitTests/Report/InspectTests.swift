@@ -38,7 +38,7 @@ import Testing
     /// The real model from `make model` (skipped when it has not been fetched).
     @Test func realModelHeader() throws {
         let path = ProcessInfo.processInfo.environment["SCALPEL_MODEL"]
-            ?? FileManager.default.currentDirectoryPath + "/work/models/all-MiniLM-L6-v2/model.safetensors"
+            ?? repositoryPath("work/models/all-MiniLM-L6-v2/model.safetensors")
         guard FileManager.default.fileExists(atPath: path) else { return }
         let report = try InspectReport(try CheckpointReader.open(path), grouping: .layer)
         #expect(report.totals.tensors == 104)

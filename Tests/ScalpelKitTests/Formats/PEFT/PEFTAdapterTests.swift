@@ -4,8 +4,7 @@ import Testing
 
 /// Paths of the PEFT-made fixtures (fixtures/peft, see make_peft_fixtures.py) and small helpers.
 enum PEFTFixture {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("fixtures/peft").path
+    static let root = repositoryPath("fixtures/peft")
 
     static func adapter(_ name: String) -> String { root + "/adapters/" + name }
     static func merged(_ name: String) -> String { root + "/merged/" + name + "/model.safetensors" }

@@ -104,7 +104,7 @@ import Testing
         return out
     }
 
-    /// Reference TIES election and disjoint mean, written from methods.md.
+    /// Reference TIES election and disjoint mean, written from docs/methods.md.
     static func referenceDisjointMean(_ taus: [[Float]], sign: Stack.MajoritySign) -> [Double] {
         (0..<taus[0].count).map { e in
             let values = taus.map { Double($0[e]) }
