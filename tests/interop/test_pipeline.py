@@ -133,7 +133,7 @@ def test_force_replaces_files_and_folders_alike(scalpel, tmp, command):
     else:
         out.write_bytes(b"old")
     proc = scalpel.run(*args, check=False)
-    assert proc.returncode == 1 and "output already exists (--force replaces it)" in proc.stderr
+    assert proc.returncode == 1 and "output already exists (--force replaces it" in proc.stderr
     assert proc.stderr.count("\n") == 1
     scalpel.run(*args, "--force")
     if command == "merge":
