@@ -19,6 +19,7 @@ extension Stack.Method: ExpressibleByArgument, CaseInsensitiveArgument {}
 extension Stack.MajoritySign: ExpressibleByArgument, CaseInsensitiveArgument {}
 extension ExtractLoRA.OutputFormat: ExpressibleByArgument, CaseInsensitiveArgument {}
 extension Grouping: ExpressibleByArgument, CaseInsensitiveArgument {}
+extension HFToGGUF.OutType: ExpressibleByArgument, CaseInsensitiveArgument {}
 
 /// `--dtype` takes the float dtypes a command can write: f32, f16 or bf16, in any case.
 extension DType: ExpressibleByArgument {

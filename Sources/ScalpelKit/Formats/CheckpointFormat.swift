@@ -8,4 +8,7 @@ public enum CheckpointFormat: String, Sendable {
     case gguf
     /// A PEFT adapter folder (`adapter_config.json` + `adapter_model.safetensors`).
     case peftAdapter = "peft-adapter"
+    /// A `torch.save` zip archive (`pytorch_model.bin`, `*.pt`), or a folder of them with
+    /// `pytorch_model.bin.index.json`, read by a restricted unpickler.
+    case pytorch
 }

@@ -6,6 +6,8 @@ import Foundation
 /// - A folder with `*.safetensors.index.json`, or the index file itself, or a folder of `*.safetensors`:
 ///   one sharded model.
 /// - A file starting with the zstd magic (normally `*.zst`): decompressed, then read as below.
+/// - A folder with `pytorch_model.bin.index.json` (or the index itself), or a folder of `*.bin`/`*.pt` with
+///   no safetensors: PyTorch shards. A zip file: a `torch.save` archive (`TorchCheckpoint`).
 /// - A file starting with `GGUF`: GGUF. Anything else: safetensors.
 public enum CheckpointReader {
     /// Opens `path`.
@@ -18,6 +20,7 @@ public enum CheckpointReader {
             throw ScalpelError.io(file: path, reason: "no such file or folder")
         }
         if isDir.boolValue { return try openFolder(path, headerOnly: headerOnly) }
+        if path.hasSuffix(".bin.index.json") || path.hasSuffix(".pt.index.json") { return try TorchCheckpoint.open(indexPath: path) }
         if path.hasSuffix(".index.json") { return try ShardedSafetensors.open(indexPath: path) }
         return try openFile(path, headerOnly: headerOnly)
     }
@@ -32,8 +35,15 @@ public enum CheckpointReader {
             return try ShardedSafetensors.open(indexPath: path + "/" + index)
         }
         let shards = entries.filter { $0.hasSuffix(".safetensors") }.sorted()
+        if shards.isEmpty {
+            if let index = entries.filter({ $0.hasSuffix(".bin.index.json") }).sorted().first {
+                return try TorchCheckpoint.open(indexPath: path + "/" + index)
+            }
+            let torch = entries.filter { $0.hasSuffix(".bin") || $0.hasSuffix(".pt") || $0.hasSuffix(".pth") }.sorted()
+            if !torch.isEmpty { return try TorchCheckpoint.open(folder: path, shards: torch) }
+        }
         guard !shards.isEmpty else {
-            throw ScalpelError.invalid(file: path, tensor: nil, reason: "folder holds no adapter_config.json, *.safetensors.index.json or *.safetensors")
+            throw ScalpelError.invalid(file: path, tensor: nil, reason: "folder holds no adapter_config.json, *.safetensors.index.json, *.safetensors or pytorch_model.bin")
         }
         return try ShardedSafetensors.open(folder: path, shards: shards)
     }
@@ -51,6 +61,9 @@ public enum CheckpointReader {
 
     private static func parse(_ file: MappedFile, path: String, compressed: Bool, fileBytes: Int) throws -> Checkpoint {
         let bytes = file.bytes
+        if !compressed, TorchCheckpoint.hasZipMagic(bytes) || TorchCheckpoint.isLegacy(bytes) {
+            return try TorchCheckpoint.open(file: path, mapped: file)
+        }
         if GGUFReader.hasMagic(bytes) {
             let h = try GGUFReader.parse(bytes, fileLength: bytes.count, file: path)
             return Checkpoint(path: path, format: .gguf, compressed: compressed, tensors: h.tensors,

@@ -13,6 +13,8 @@ extension Scalpel {
 
             Examples:
               scalpel convert model.safetensors model.gguf --arch llama
+              scalpel convert all-MiniLM-L6-v2/ minilm.gguf --dtype q8_0   (a Hugging Face folder, as llama.cpp converts it)
+              scalpel convert minilm.gguf minilm-hf/                      (back to a Hugging Face folder)
               scalpel convert model.safetensors model-f16.safetensors --dtype f16
               scalpel convert model.safetensors shards/ --shard-size 2GB
               scalpel convert shards/ model.safetensors.zst --zstd-level 9
@@ -25,8 +27,8 @@ extension Scalpel {
         @Argument(help: "The output path.")
         var output: String
 
-        @Option(help: "Cast float tensors to f32, f16 or bf16.")
-        var dtype: DType?
+        @Option(help: "Cast float tensors to f32, f16 or bf16 (also q8_0 for a Hugging Face folder -> .gguf).")
+        var dtype: HFToGGUF.OutType?
 
         @Option(help: "Write shards of at most this size (e.g. 2GB, 500MB) into the OUT folder.")
         var shardSize: ByteSize?
@@ -42,9 +44,18 @@ extension Scalpel {
         @OptionGroup var global: GlobalOptions
 
         func plan() throws -> Plan {
-            let ckpt = try CheckpointReader.open(input)
             let dest = try Destination(path: output, shardBytes: shardSize?.bytes, zstdLevel: zstd.zstdLevel)
-            return try ScalpelKit.Convert.plan(ckpt, for: dest, options: .init(dtype: dtype, architecture: arch, name: name))
+            if HFFolder.looksLikeModelFolder(input), dest.kind == .gguf {
+                return try HFToGGUF.plan(folder: input, outType: dtype, destination: dest)
+            }
+            if let dtype, dtype.floatDType == nil {
+                throw ScalpelError.invalid(file: input, tensor: nil, reason: "--dtype q8_0 is only for a Hugging Face folder -> .gguf")
+            }
+            let ckpt = try CheckpointReader.open(input)
+            if shardSize == nil, dest.isFolder, GGUFToHF.supports(ckpt) {
+                return try GGUFToHF.plan(ckpt, dtype: dtype?.floatDType ?? .f32, destination: dest)
+            }
+            return try ScalpelKit.Convert.plan(ckpt, for: dest, options: .init(dtype: dtype?.floatDType, architecture: arch, name: name))
         }
     }
 }

@@ -71,7 +71,7 @@ extension Scalpel {
         }
 
         func plan() throws -> Plan {
-            let ckpt = try CheckpointReader.open(input)
+            let ckpt = try HFFolder.looksLikeModelFolder(input) && output.hasSuffix(".gguf") ? HFToGGUF.checkpoint(folder: input) : CheckpointReader.open(input)
             let dest = try Destination(path: output, shardBytes: shardSize?.bytes, zstdLevel: zstd.zstdLevel)
             var options = ScalpelKit.Quantize.Options(type: type)
             options.blockSize = blockSize

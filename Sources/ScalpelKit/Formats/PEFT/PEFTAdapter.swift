@@ -19,14 +19,14 @@ public enum PEFTAdapter {
         if !FileManager.default.fileExists(atPath: weights), FileManager.default.fileExists(atPath: weights + ".zst") {
             weights += ".zst"
         }
+        if !FileManager.default.fileExists(atPath: weights), FileManager.default.fileExists(atPath: folder + "/adapter_model.bin") {
+            weights = folder + "/adapter_model.bin"
+        }
         guard FileManager.default.fileExists(atPath: weights) else {
-            let reason = FileManager.default.fileExists(atPath: folder + "/adapter_model.bin")
-                ? "only adapter_model.bin (a pickle) is present; Scalpel reads adapter_model.safetensors"
-                : "no \(weightsFile)"
-            throw ScalpelError.invalid(file: folder, tensor: nil, reason: reason)
+            throw ScalpelError.invalid(file: folder, tensor: nil, reason: "no \(weightsFile)")
         }
         let inner = try CheckpointReader.openFile(weights, headerOnly: false)
-        guard inner.format == .safetensors else {
+        guard inner.format == .safetensors || inner.format == .pytorch else {
             throw ScalpelError.malformed(file: weights, tensor: nil, reason: "is not a safetensors file")
         }
         return Checkpoint(path: folder, format: .peftAdapter, compressed: inner.compressed, tensors: inner.tensors,

@@ -54,6 +54,7 @@ enum SafetensorsHeader {
                     }
                     metadata[k] = .string(s)
                 }
+                metadata = try SafetensorsTypedMetadata.decode(metadata, file: file)
                 continue
             }
             tensors.append(try tensorInfo(name: name, value, file: file))
@@ -105,7 +106,7 @@ enum SafetensorsHeader {
         let ordered = order(tensors)
         var pairs: [(String, JSONValue)] = []
         if !metadata.isEmpty {
-            pairs.append(("__metadata__", .object(metadata.entries.map { ($0.key, .string($0.value.metadataString)) })))
+            pairs.append(("__metadata__", .object(SafetensorsTypedMetadata.encode(metadata).map { ($0.0, .string($0.1)) })))
         }
         var laid: [TensorInfo] = []
         var offset = 0

@@ -1,0 +1,175 @@
+import Foundation
+
+/// A GGUF model back to a Hugging Face folder: the inverse of `HFToGGUF` for the same architectures.
+///
+/// Tensor names go back through the architecture's table, Llama's Q/K row permutation is undone, every
+/// tensor is dequantized or cast to the output dtype (F32 by default), and `config.json` is rebuilt from
+/// the GGUF keys (a missing `output.weight` means tied embeddings). Tokenizers: BERT's WordPiece vocabulary
+/// is rebuilt (`vocab.txt`, `tokenizer_config.json`, `special_tokens_map.json`); SentencePiece and BPE
+/// tokenizers are not rebuilt yet, which `notes` says.
+public enum GGUFToHF {
+
+
+    /// True for a GGUF whose `general.architecture` Scalpel can turn back into a Hugging Face folder and
+    /// whose every tensor has a Hugging Face name (other GGUFs are written to folders as plain shards).
+    public static func supports(_ ckpt: Checkpoint) -> Bool {
+        guard ckpt.format == .gguf, let a = ckpt.metadata["general.architecture"]?.stringValue,
+              let arch = HFArchitectures.all.first(where: { $0.gguf == a }) else { return false }
+        var inverse: [String: String] = [:]
+        for (hf, g) in arch.names { inverse[g] = hf }
+        return !ckpt.tensors.isEmpty && ckpt.tensors.allSatisfy { hfName($0.name, inverse: inverse) != nil }
+    }
+
+    /// The plan of writing `ckpt` as a Hugging Face folder at `destination` (a folder); what cannot be
+    /// carried over (tokenizers other than WordPiece, BERT's pooler) is in the plan's warnings.
+    public static func plan(_ ckpt: Checkpoint, dtype: DType = .f32, destination: Destination) throws -> Plan {
+        guard destination.isFolder else {
+            throw ScalpelError.invalid(file: destination.path, tensor: nil, reason: "a Hugging Face model is written to a folder")
+        }
+        let m = ckpt.metadata
+        guard let a = m["general.architecture"]?.stringValue, let arch = HFArchitectures.all.first(where: { $0.gguf == a }) else {
+            throw ScalpelError.invalid(file: ckpt.path, tensor: nil, reason: "general.architecture is not one Scalpel converts to Hugging Face")
+        }
+        func u(_ k: String) -> Int? { m[a + "." + k]?.intValue }
+        let heads = u("attention.head_count") ?? 0
+        let kvHeads = u("attention.head_count_kv") ?? heads
+        var tensors: [OutputTensor] = []
+        var inverse: [String: String] = [:]
+        for (hf, g) in arch.names { inverse[g] = hf }
+        for (i, info) in ckpt.tensors.enumerated() {
+            guard let hfName = hfName(info.name, inverse: inverse) else {
+                throw ScalpelError.invalid(file: ckpt.path, tensor: info.name, reason: "has no Hugging Face name for \(a)")
+            }
+            let view = try ckpt.view(at: i)
+            var unpermuteHeads: Int?
+            if a == "llama", info.name.hasSuffix(".attn_q.weight") || info.name.hasSuffix(".attn_q.bias") { unpermuteHeads = heads }
+            if a == "llama", info.name.hasSuffix(".attn_k.weight") || info.name.hasSuffix(".attn_k.bias") { unpermuteHeads = kvHeads }
+            let unpermute = unpermuteHeads
+            let count = info.elementCount, shape = info.shape, type = info.type
+            let rows = shape.first ?? 1, cols = count / max(rows, 1)
+            if let h = unpermute, h <= 0 || rows % (2 * h) != 0 {
+                throw ScalpelError.invalid(file: ckpt.path, tensor: info.name, reason: "\(rows) rows do not split into \(h) heads")
+            }
+            tensors.append(OutputTensor(name: hfName, type: .plain(dtype), shape: shape, content: .filling { buf in
+                let f = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
+                defer { f.deallocate() }
+                let fv = UnsafeMutableBufferPointer(rebasing: f[0..<count])
+                try FloatConversion.decode(type, view.bytes, into: fv, tensor: info.name)
+                if let h = unpermute { unpermuteRows(fv, rows: rows, cols: cols, heads: h) }
+                try FloatConversion.encode(UnsafeBufferPointer(fv), as: dtype, into: buf, tensor: hfName)
+            }, action: "\(type) -> \(dtype.rawValue)" + (unpermute == nil ? "" : " (Q/K rows unpermuted)"), onWritten: { ckpt.release(info.name) }))
+        }
+        var notes: [String] = []
+        var extras: [FolderExtra] = [.write(name: "config.json", contents: Array(JSONWriter.string(try config(ckpt, arch: arch, dtype: dtype)).utf8) + [10])]
+        if a == "bert" {
+            extras += try bertTokenizer(ckpt)
+            notes.append("BERT's pooler is not in the GGUF (llama.cpp's converter drops it): transformers initializes it anew")
+        } else {
+            notes.append("the \(m["tokenizer.ggml.model"]?.stringValue ?? "unknown") tokenizer is not rebuilt (only BERT's WordPiece is); copy the tokenizer files from the original model")
+        }
+        var plan = Plan(destination: destination, tensors: tensors, metadata: Metadata([("format", .string("pt"))]),
+                        companions: extras, inputs: ckpt.sourcePaths)
+        plan.warnings = notes
+        let n = tensors.count
+        plan.report = { _ in
+            Report(text: "converted to a Hugging Face \(a) folder: \(Format.counted(n, "tensor")), config.json",
+                   fields: [("architecture", .string(a)), ("tensors", .int(n))])
+        }
+        return plan
+    }
+
+    static func hfName(_ name: String, inverse: [String: String]) -> String? {
+        var base = name, suffix = ""
+        for s in [".weight", ".bias"] where base.hasSuffix(s) { suffix = s; base.removeLast(s.count) }
+        var parts = base.split(separator: ".").map(String.init)
+        var bid: String?
+        if let i = parts.firstIndex(where: { $0.allSatisfy(\.isNumber) }) { bid = parts[i]; parts[i] = "{bid}" }
+        guard let hf = inverse[parts.joined(separator: ".")] else { return nil }
+        return (bid.map { hf.replacingOccurrences(of: "{bid}", with: $0) } ?? hf) + suffix
+    }
+
+    /// The inverse of `HFLlama.permuteRows`.
+    static func unpermuteRows(_ v: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, heads: Int) {
+        let perHead = rows / heads, half = perHead / 2
+        let copy = Array(v)
+        copy.withUnsafeBufferPointer { src in
+            for h in 0..<heads {
+                for i in 0..<half {
+                    for j in 0..<2 {
+                        let from = (h * perHead + i * 2 + j) * cols
+                        let to = (h * perHead + j * half + i) * cols
+                        for c in 0..<cols { v[to + c] = src[from + c] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// config.json from the GGUF keys.
+    static func config(_ ckpt: Checkpoint, arch: HFArchitecture, dtype: DType) throws -> JSONValue {
+        let m = ckpt.metadata, a = arch.gguf
+        func int(_ k: String) -> JSONValue? { m[a + "." + k]?.intValue.map { .int($0) } }
+        func dbl(_ k: String) -> JSONValue? { m[a + "." + k]?.doubleValue.map { .double(Double(String(Float($0)))!) } }
+        func tid(_ k: String) -> JSONValue? { m["tokenizer.ggml." + k]?.intValue.map { .int($0) } }
+        let vocab = ckpt.info(named: "token_embd.weight")?.shape.first ?? (m["tokenizer.ggml.tokens"].flatMap { if case .array(_, let t) = $0 { return t.count }; return nil } ?? 0)
+        var pairs: [(String, JSONValue?)] = [
+            ("architectures", .array([.string(arch.hfNames[0])])),
+            ("hidden_size", int("embedding_length")),
+            ("intermediate_size", int("feed_forward_length")),
+            ("num_hidden_layers", int("block_count")),
+            ("num_attention_heads", int("attention.head_count")),
+            ("max_position_embeddings", int("context_length")),
+            ("vocab_size", .int(vocab)),
+            ("torch_dtype", .string(dtype == .f32 ? "float32" : dtype == .f16 ? "float16" : "bfloat16")),
+        ]
+        switch a {
+        case "bert":
+            pairs += [("model_type", .string("bert")), ("layer_norm_eps", dbl("attention.layer_norm_epsilon")),
+                      ("type_vocab_size", .int(ckpt.info(named: "token_types.weight")?.shape.first ?? 2)),
+                      ("hidden_act", .string("gelu")), ("position_embedding_type", .string("absolute")),
+                      ("pad_token_id", tid("padding_token_id") ?? .int(0))]
+        default:
+            let modelType = ["llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"][a] ?? a
+            pairs += [("model_type", .string(modelType)),
+                      ("num_key_value_heads", int("attention.head_count_kv") ?? int("attention.head_count")),
+                      ("rms_norm_eps", dbl("attention.layer_norm_rms_epsilon")),
+                      ("rope_theta", dbl("rope.freq_base") ?? .double(10000)),
+                      ("hidden_act", .string("silu")),
+                      ("tie_word_embeddings", .bool(ckpt.info(named: "output.weight") == nil)),
+                      ("bos_token_id", tid("bos_token_id")), ("eos_token_id", tid("eos_token_id")),
+                      ("attention_bias", .bool(ckpt.info(named: "blk.0.attn_q.bias") != nil)),
+                      ("head_dim", int("attention.key_length"))]
+            if let f = m[a + ".rope.scaling.factor"]?.doubleValue, m[a + ".rope.scaling.type"]?.stringValue == "linear" {
+                pairs.append(("rope_scaling", .object([("rope_type", .string("linear")), ("factor", .double(f))])))
+            }
+        }
+        return .object(pairs.compactMap { k, v in v.map { (k, $0) } })
+    }
+
+    /// BERT's WordPiece files from `tokenizer.ggml.tokens` (undoing the phantom-space form).
+    static func bertTokenizer(_ ckpt: Checkpoint) throws -> [FolderExtra] {
+        guard case .array(_, let items)? = ckpt.metadata["tokenizer.ggml.tokens"],
+              case .array(_, let typeItems)? = ckpt.metadata["tokenizer.ggml.token_type"] else {
+            throw ScalpelError.invalid(file: ckpt.path, tensor: nil, reason: "no tokenizer.ggml.tokens / token_type to rebuild vocab.txt from")
+        }
+        var lines: [String] = []
+        for (t, ty) in zip(items, typeItems) {
+            guard let s = t.stringValue else { continue }
+            if ty.intValue == Int(HFTokenizer.control) { lines.append(s) }
+            else if s.unicodeScalars.first == "\u{2581}" { lines.append(String(String.UnicodeScalarView(s.unicodeScalars.dropFirst()))) }
+            else { lines.append("##" + s) }
+        }
+        func tok(_ k: String) -> String? {
+            ckpt.metadata["tokenizer.ggml.\(k)_token_id"]?.intValue.flatMap { $0 < lines.count ? lines[$0] : nil }
+        }
+        var special: [(String, JSONValue)] = []
+        for (k, key) in [("unk_token", "unknown"), ("sep_token", "seperator"), ("pad_token", "padding"), ("cls_token", "bos"), ("mask_token", "mask")] {
+            if let t = tok(key) { special.append((k, .string(t))) }
+        }
+        let lower = ckpt.metadata["tokenizer.ggml.normalizer.lowercase"].map { if case .bool(let b) = $0 { return b }; return true } ?? true
+        let config: JSONValue = .object([("tokenizer_class", .string("BertTokenizer")), ("do_lower_case", .bool(lower))] + special)
+        return [.write(name: "vocab.txt", contents: Array((lines.joined(separator: "\n") + "\n").utf8)),
+                .write(name: "tokenizer_config.json", contents: Array(JSONWriter.string(config).utf8) + [10]),
+                .write(name: "special_tokens_map.json", contents: Array(JSONWriter.string(.object(special)).utf8) + [10])]
+    }
+}
