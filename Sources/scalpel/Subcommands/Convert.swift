@@ -9,12 +9,14 @@ extension Scalpel {
             The output format follows OUT: *.safetensors, *.gguf (either + .zst), or a folder of shards \
             (a name without an extension, or with --shard-size). Casts round to nearest even and keep NaN. \
             Block-quantized GGUF tensors are dequantized when the output cannot hold them. A folder output \
-            gets the input folder's config and tokenizer files.
+            gets the input folder's config and tokenizer files. A Hugging Face model folder converted to \
+            .gguf gets llama.cpp's names, hyperparameters and tokenizer, as convert_hf_to_gguf.py writes \
+            them; a GGUF converted to a folder becomes a Hugging Face model folder again.
 
             Examples:
               scalpel convert model.safetensors model.gguf --arch llama
-              scalpel convert all-MiniLM-L6-v2/ minilm.gguf --dtype q8_0   (a Hugging Face folder, as llama.cpp converts it)
-              scalpel convert minilm.gguf minilm-hf/                      (back to a Hugging Face folder)
+              scalpel convert all-MiniLM-L6-v2/ minilm.gguf --dtype q8_0
+              scalpel convert minilm.gguf minilm-hf/
               scalpel convert model.safetensors model-f16.safetensors --dtype f16
               scalpel convert model.safetensors shards/ --shard-size 2GB
               scalpel convert shards/ model.safetensors.zst --zstd-level 9
