@@ -29,7 +29,7 @@ struct Quantize: ScalpelCommand {
     @Argument(help: "The output: .gguf for GGUF types, else a .safetensors file or a folder.")
     var output: String
 
-    @Option(help: "q8_0, q4_0, q4_1, q5_0, q5_1, f16, bf16, f32, nf4, fp4, int8 or int4.")
+    @Option(help: "A llama-quantize file type (Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16, F32; any case) or a tensor type (q4_k, nf4, fp4, int8, int4, ...).")
     var type: QuantTypeArgument
 
     @Option(help: "bitsandbytes 4-bit block size (32 to 4096, a power of two).")
@@ -53,6 +53,36 @@ struct Quantize: ScalpelCommand {
     @Flag(help: "Quantize tensors holding NaN or Inf instead of stopping.")
     var allowNonfinite = false
 
+    @Flag(help: "llama-quantize --pure: no per-tensor mixture; every quantizable tensor gets the main type.")
+    var pure = false
+
+    @Option(name: .customLong("output-tensor-type"), help: "llama-quantize: the type of output.weight (a ggml type name).")
+    var outputTensorType: String?
+
+    @Option(name: .customLong("token-embedding-type"), help: "llama-quantize: the type of token_embd.weight.")
+    var tokenEmbeddingType: String?
+
+    @Flag(help: "llama-quantize: leave output.weight as it is.")
+    var leaveOutputTensor = false
+
+    @Option(name: .customLong("tensor-type"), help: "llama-quantize PATTERN=TYPE: tensors whose name contains a match of the regular expression get TYPE (repeatable, first match wins).")
+    var tensorType: [String] = []
+
+    @Option(help: "An importance matrix from llama-imatrix (GGUF or legacy .dat).")
+    var imatrix: String?
+
+    @Option(name: .customLong("include-weights"), help: "Use the importance matrix only for tensors whose name contains this (repeatable).")
+    var includeWeights: [String] = []
+
+    @Option(name: .customLong("exclude-weights"), help: "Do not use the importance matrix for tensors whose name contains this (repeatable).")
+    var excludeWeights: [String] = []
+
+    @Flag(help: "Quantize tensors that are already quantized (dequantizing them first).")
+    var allowRequantize = false
+
+    @Flag(help: "Use llama.cpp's per-tensor rules for a safetensors input even with a legacy type (always on for GGUF inputs and K types).")
+    var llamaRules = false
+
     @Option(help: "For folder outputs: shards of at most this size (default 5GB).")
     var shardSize: String?
 
@@ -69,6 +99,23 @@ struct Quantize: ScalpelCommand {
             throw ValidationError("--type-for takes GLOB=TYPE with TYPE one of \(QuantType.allCases.map(\.rawValue).joined(separator: ", ")), not '\(rule)'")
         }
         if let shardSize, parseByteSize(shardSize) == nil { throw ValidationError("--shard-size must be a size such as 2GB") }
+        for name in [outputTensorType, tokenEmbeddingType].compactMap({ $0 }) where GGMLType(name: name) == nil {
+            throw ValidationError("'\(name)' is not a ggml type name (such as q8_0, q6_K, f16)")
+        }
+        for rule in tensorType where parseTensorType(rule) == nil {
+            throw ValidationError("--tensor-type takes PATTERN=TYPE with TYPE a ggml type name, not '\(rule)'")
+        }
+        if !includeWeights.isEmpty && !excludeWeights.isEmpty {
+            throw ValidationError("--include-weights and --exclude-weights cannot be used together")
+        }
+        if imatrix == nil && !(includeWeights.isEmpty && excludeWeights.isEmpty) {
+            throw ValidationError("--include-weights and --exclude-weights need --imatrix")
+        }
+    }
+
+    private func parseTensorType(_ rule: String) -> (pattern: String, type: GGMLType)? {
+        guard let eq = rule.firstIndex(of: "="), eq != rule.startIndex, let t = GGMLType(name: String(rule[rule.index(after: eq)...])) else { return nil }
+        return (String(rule[..<eq]), t)
     }
 
     private func parseRule(_ rule: String) -> (String, QuantType)? {
@@ -83,6 +130,18 @@ struct Quantize: ScalpelCommand {
         try dest.checkNotOverwriting([input])
         try reportOptions.check(against: [input, output])
         var options = ScalpelKit.Quantize.Options(type: type.quantType)
+        options.fileType = type.fileType
+        options.pure = pure
+        options.outputTensorType = outputTensorType.flatMap { GGMLType(name: $0) }
+        options.tokenEmbeddingType = tokenEmbeddingType.flatMap { GGMLType(name: $0) }
+        options.leaveOutputTensor = leaveOutputTensor
+        options.tensorTypes = tensorType.compactMap(parseTensorType)
+        if let imatrix {
+            options.importance = try ImportanceMatrix.read(imatrix).filtered(include: includeWeights, exclude: excludeWeights)
+            options.importancePath = imatrix
+        }
+        options.allowRequantize = allowRequantize
+        if llamaRules { options.rules = .llama }
         options.blockSize = blockSize
         options.doubleQuant = doubleQuant
         options.groupSize = groupSize
@@ -103,9 +162,16 @@ struct Quantize: ScalpelCommand {
     }
 }
 
-enum QuantTypeArgument: String, ExpressibleByArgument, CaseIterable {
-    case q8_0, q4_0, q4_1, q5_0, q5_1, f32, f16, bf16, nf4, fp4, int8, int4
-    var quantType: QuantType { QuantType(rawValue: rawValue)! }
+/// A `--type` value: a llama-quantize preset or a tensor type (`ScalpelKit.Quantize.parseType`).
+struct QuantTypeArgument: ExpressibleByArgument {
+    let quantType: QuantType
+    let fileType: LlamaFileType?
+
+    init?(argument: String) {
+        guard let (t, ft) = ScalpelKit.Quantize.parseType(argument) else { return nil }
+        quantType = t
+        fileType = ft
+    }
 }
 
 enum Int8FormatArgument: String, ExpressibleByArgument, CaseIterable {
