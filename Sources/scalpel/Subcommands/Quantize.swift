@@ -104,7 +104,7 @@ struct Quantize: ScalpelCommand {
 }
 
 enum QuantTypeArgument: String, ExpressibleByArgument, CaseIterable {
-    case q8_0, q4_0, q4_1, q5_0, q5_1, f32, f16, bf16, nf4, fp4, int8, int4
+    case q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, f32, f16, bf16, nf4, fp4, int8, int4
     var quantType: QuantType { QuantType(rawValue: rawValue)! }
 }
 
