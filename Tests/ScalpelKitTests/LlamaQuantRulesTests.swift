@@ -133,7 +133,7 @@ import Testing
         #expect(Quantize.parseType("bf16")?.fileType?.id == 32)
         #expect(Quantize.parseType("nf4")?.fileType == nil)
         #expect(Quantize.parseType("Q9_K") == nil)
-        #expect(LlamaFileType(mostly: .q4_K)?.name == "Q4_K_M")
+        #expect(LlamaFileType(mostly: .q4_K)?.name == "Q4_K_S")
     }
 
     @Test func huggingFaceNamesByRole() {

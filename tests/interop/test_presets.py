@@ -30,9 +30,11 @@ TOOLS = ["llama-quantize", "llama-imatrix", "llama-simple", "llama-embedding", "
 
 PRESETS = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
            "Q4_0", "Q4_1", "Q5_0", "Q5_1", "F16", "BF16", "F32"]
-K_TYPES = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
+# --pure with each K tensor type: scalpel `--type q4_k --pure`, llama-quantize `--pure Q4_K_S` (the file type
+# Scalpel records for a lone K type: general.file_type 14).
+K_TYPES = {"Q2_K": "Q2_K", "Q3_K": "Q3_K_S", "Q4_K": "Q4_K_S", "Q5_K": "Q5_K_S", "Q6_K": "Q6_K"}
 # (scalpel --type, llama-quantize type, extra flags for both)
-CASES = [(p, p, []) for p in PRESETS] + [(k.lower(), k, ["--pure"]) for k in K_TYPES]
+CASES = [(p, p, []) for p in PRESETS] + [(k.lower(), ft, ["--pure"]) for k, ft in K_TYPES.items()]
 CASE_IDS = [f"{s}{'-pure' if f else ''}" for s, _, f in CASES]
 
 TINY_LLAMA = r'''

@@ -32,9 +32,10 @@ public struct LlamaFileType: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The file type a single tensor type stands for when every tensor gets it (`--type q4_k`): the
-    /// preset of that default type (`Q4_K_M` for Q4_K, as llama-quantize's `Q4_K` alias).
+    /// preset of that default type, the `_S` one for Q3_K, Q4_K and Q5_K (what `QuantType.ggufFileType`
+    /// writes for them).
     public init?(mostly type: GGMLType) {
-        let preferred = ["Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"]
+        let preferred = ["Q3_K": "Q3_K_S", "Q4_K": "Q4_K_S", "Q5_K": "Q5_K_S"]
         guard let t = LlamaFileType(name: preferred[type.name] ?? type.name), t.defaultType == type else { return nil }
         self = t
     }
