@@ -12,11 +12,16 @@ struct Quantize: ScalpelCommand {
         vLLM loads. When IN is a model folder with config.json and OUT a folder, the folder's other files \
         are copied and config.json gets the matching quantization_config.
 
-        By default the 2-D *.weight tensors of linear layers are quantized; 1-D tensors, embeddings and \
-        the output head are kept. Every run prints the error of each tensor (relative RMSE, SQNR).
+        --type also takes llama-quantize's presets (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K, Q8_0, \
+        Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16, F32, any case): each tensor gets the type llama.cpp 0c1e57098 \
+        gives it. Those rules also apply to every GGUF input, to K types, and with llama-quantize's flags \
+        (--pure, --imatrix, --tensor-type, ...). Otherwise the 2-D *.weight tensors of linear layers are \
+        quantized; 1-D tensors, embeddings and the output head are kept. Every run prints the error of \
+        each tensor (relative RMSE, SQNR).
 
         Examples:
           scalpel quantize model.safetensors model-q8_0.gguf --type q8_0
+          scalpel quantize model-f16.gguf model-Q4_K_M.gguf --type Q4_K_M --imatrix imatrix.gguf
           scalpel quantize model.gguf model-q4_0.gguf --type q4_0 --type-for '*.attn_v.*=q8_0'
           scalpel quantize llama/ llama-nf4/ --type nf4 --double-quant
           scalpel quantize llama/ llama-w4a16/ --type int4 --group-size 128 --report q.json
