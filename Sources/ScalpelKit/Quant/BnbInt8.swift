@@ -95,7 +95,7 @@ public enum BnbInt8 {
         while i + 16 <= n {
             let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)
             nan |= SIMD16<Int32>(repeating: 0).replacing(with: 1, where: v .!= v)
-            amax = pointwiseMax(amax, v.replacing(with: -v, where: v .< 0).replacing(with: 0, where: v .!= v))
+            amax = FastLanes.max(amax, v.replacing(with: -v, where: v .< 0).replacing(with: 0, where: v .!= v))
             i += 16
         }
         var m = amax.max()
@@ -115,7 +115,7 @@ public enum BnbInt8 {
         while i + 16 <= n {
             let scaled = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self) * scale
             // NaN only for an infinite value, whose SCB is then infinite.
-            let q = SIMD16<Int32>(scaled.replacing(with: 0, where: scaled .!= scaled), rounding: .toNearestOrEven)
+            let q = FastLanes.nearestInt(scaled.replacing(with: 0, where: scaled .!= scaled))
             dst.storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), toByteOffset: i, as: SIMD16<Int8>.self)
             i += 16
         }
@@ -133,7 +133,7 @@ public enum BnbInt8 {
         let src = UnsafeRawPointer(codes), dst = UnsafeMutableRawPointer(out)
         var i = 0
         while i + 16 <= n {
-            let c = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: src.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)))
+            let c = FastLanes.float(SIMD16<Int32>(truncatingIfNeeded: src.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)))
             dst.storeBytes(of: (c * s) * inverse127, toByteOffset: 4 * i, as: SIMD16<Float>.self)
             i += 16
         }

@@ -101,8 +101,8 @@ enum CompressedTensorsKernel {
             let isNaN = v .!= v
             nanV |= SIMD16<Int32>(repeating: 0).replacing(with: 1, where: isNaN)
             let c = v.replacing(with: 0, where: isNaN)
-            mnV = pointwiseMin(mnV, c)
-            mxV = pointwiseMax(mxV, c)
+            mnV = FastLanes.min(mnV, c)
+            mxV = FastLanes.max(mxV, c)
             i += 16
         }
         var mn = mnV.min(), mx = mxV.max(), hasNaN = nanV.max() != 0
@@ -131,8 +131,8 @@ enum CompressedTensorsKernel {
         while i + 16 <= n {
             var s = R.r(R.r(raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)) / scaleV)
             if !l.symmetric { s = R.r(s + zpV) }
-            let c = pointwiseMin(pointwiseMax(s, lo), hi).replacing(with: 0, where: s .!= s)
-            let q = SIMD16<Int32>(c, rounding: .toNearestOrEven) &+ offset
+            let c = FastLanes.min(FastLanes.max(s, lo), hi).replacing(with: 0, where: s .!= s)
+            let q = FastLanes.nearestInt(c) &+ offset
             dst.storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: q), toByteOffset: i, as: SIMD16<UInt8>.self)
             i += 16
         }
@@ -161,7 +161,7 @@ enum CompressedTensorsKernel {
         var i = 0
         while i + 16 <= n {
             let q = SIMD16<Int32>(truncatingIfNeeded: src.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)) &- shift
-            dst.storeBytes(of: R.r(SIMD16<Float>(q) * scale), toByteOffset: 4 * i, as: SIMD16<Float>.self)
+            dst.storeBytes(of: R.r(FastLanes.float(q) * scale), toByteOffset: 4 * i, as: SIMD16<Float>.self)
             i += 16
         }
         while i < n {
@@ -194,4 +194,30 @@ enum CompressedTensorsKernel {
         }
         if bytes > j { (dst + j).initializeMemory(as: UInt8.self, repeating: 0, count: bytes - j) }
     }
+}
+
+/// SIMD conversions the standard library leaves to slow generic code: exact for the small integers the
+/// int8/int4 kernels produce (|v| < 2^22), by the float-magic-number method (the f32 addition rounds to
+/// nearest even).
+enum FastLanes {
+    static let magic: Float = 12582912  // 1.5 * 2^23
+
+    /// `Int32(v.rounded(.toNearestOrEven))` lane by lane, for |v| < 2^22.
+    @inline(__always)
+    static func nearestInt(_ v: SIMD16<Float>) -> SIMD16<Int32> {
+        let t = v + SIMD16<Float>(repeating: magic)
+        return (unsafeBitCast(t, to: SIMD16<Int32>.self) & 0x007f_ffff) &- 0x0040_0000
+    }
+
+    /// `Float(i)` lane by lane, for |i| < 2^22.
+    @inline(__always)
+    static func float(_ i: SIMD16<Int32>) -> SIMD16<Float> {
+        unsafeBitCast(i &+ 0x4B40_0000, to: SIMD16<Float>.self) - SIMD16<Float>(repeating: magic)
+    }
+
+    @inline(__always)
+    static func max(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
+
+    @inline(__always)
+    static func min(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
 }
