@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of llama.cpp presets (not a test): writes docs/bench/07-presets.md.
+# Benchmark of llama.cpp presets (not a test): writes docs/bench/08-presets.md.
 #
 # Q4_K_M of one GGUF file end to end, side by side in one run: `scalpel quantize IN OUT --type Q4_K_M`
 # against llama.cpp's own `llama-quantize IN OUT Q4_K_M 2` (0c1e57098, built by scripts/llamacpp.sh), both
@@ -79,5 +79,5 @@ ratio=$("$PY" -c "print(f'{float(\"$l_med\") / float(\"$s_med\"):.2f}')")
     echo "| llama-quantize | ${l_wall} s | $((l_rss / 1024)) MiB |"
     echo
     echo "Outputs: $same."
-} > "$SECTIONS/07-presets.md"
-cat "$SECTIONS/07-presets.md"
+} > "$SECTIONS/08-presets.md"
+cat "$SECTIONS/08-presets.md"
