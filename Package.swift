@@ -37,6 +37,11 @@ let package = Package(
             dependencies: ["ScalpelKit"],
             path: "Sources/scalpel-kernel-bench"
         ),
+        .executableTarget(
+            name: "quantize-two-tensors",
+            dependencies: ["ScalpelKit"],
+            path: "Examples/QuantizeTwoTensors"
+        ),
         .testTarget(
             name: "ScalpelKitTests",
             dependencies: ["ScalpelKit", "CScalpelKernels"],

@@ -3,42 +3,40 @@ import Foundation
 import ScalpelKit
 
 /// A subcommand whose failures print as one line `scalpel: error: FILE: TENSOR: what is wrong` and
-/// exit with status 1. Each command implements `execute()`.
+/// exit with status 1. Each command implements `execute()`; `run()` applies the shared options first.
 protocol ScalpelCommand: ParsableCommand {
+    var global: GlobalOptions { get }
     func execute() throws
 }
 
 extension ScalpelCommand {
     func run() throws {
+        global.apply()
         do {
             try execute()
         } catch let e as ScalpelError {
-            FileHandle.standardError.write(Data("scalpel: error: \(e.description)\n".utf8))
+            Terminal.error(e.description)
             throw ExitCode(1)
-        } catch let e as ExitCode {
-            throw e
-        } catch let e as ValidationError {
-            throw e
         }
     }
 }
 
-/// Options shared by every command that writes a checkpoint.
-struct OutputOptions: ParsableArguments {
-    @Option(help: "zstd level (1-19) when the output path ends in .zst.")
-    var zstdLevel: Int = 3
+/// A command that writes a checkpoint: it opens its inputs and builds a `Plan`; everything after that
+/// (dry run, writing with progress, the report as text or JSON) is shared.
+protocol PlanningCommand: ScalpelCommand {
+    /// The output path as the user gave it.
+    var output: String { get }
+    var writing: WriteOptions { get }
+    /// Opens the inputs and plans the output.
+    func plan() throws -> Plan
+}
 
-    func validate() throws {
-        guard (1...19).contains(zstdLevel) else { throw ValidationError("--zstd-level must be between 1 and 19") }
+extension PlanningCommand {
+    func execute() throws {
+        // Refused before planning, which may take long (extract-lora's SVDs); Pipeline checks again.
+        if !writing.force && !writing.dryRun && FileManager.default.fileExists(atPath: output) {
+            throw ScalpelError.invalid(file: output, tensor: nil, reason: "output already exists (--force replaces it)")
+        }
+        try writing.carryOut(try plan(), command: Self._commandName, global: global)
     }
-}
-
-/// Prints a line to standard output.
-func say(_ text: String) {
-    print(text)
-}
-
-/// Seconds since an instant, for summaries.
-func seconds(since start: DispatchTime) -> Double {
-    Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 }

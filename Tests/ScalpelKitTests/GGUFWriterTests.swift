@@ -9,7 +9,7 @@ import Testing
 
     /// A tensor whose bytes are computed: byte i = (i * 7 + seed) & 0xFF.
     private func computed(_ name: String, _ type: TensorType, _ shape: [Int], seed: UInt8 = 1) -> OutputTensor {
-        OutputTensor(name: name, type: type, shape: shape, content: .compute { buf in
+        OutputTensor(name: name, type: type, shape: shape, content: .filling { buf in
             for i in 0..<buf.count { buf[i] = UInt8(truncatingIfNeeded: i &* 7) &+ seed }
         })
     }

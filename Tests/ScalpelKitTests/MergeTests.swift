@@ -9,9 +9,8 @@ import Testing
         let ckpt = try CheckpointReader.open(base)
         let inputs = try adapters.map { WeightedAdapter(try LoRAAdapter.open($0.0), weight: $0.1) }
         let dest = try Destination(path: out)
-        let plan = try Merge.plan(base: ckpt, adapters: inputs, for: dest, options: options)
-        _ = try Merge.write(plan.tensors, metadata: plan.metadata, to: dest, base: ckpt)
-        return (try PEFTFixture.floats(out), plan.summary)
+        let summary = try Merge.plan(base: ckpt, adapters: inputs, for: dest, options: options).written(as: Merge.Summary.self)
+        return (try PEFTFixture.floats(out), summary)
     }
 
     static func expectClose(_ got: [String: [Float]], _ want: [String: [Float]], tolerance: Double = 1e-6) {
@@ -122,9 +121,11 @@ import Testing
             _ = try Self.merge(PEFTFixture.llamaBase, [(adapter, 1)], to: dir.file("x.safetensors"))
         }
         #expect(dir.entries().isEmpty)
-        let (got, summary) = try Self.merge(PEFTFixture.llamaBase, [(adapter, 1)], to: dir.file("x.safetensors"), options: .init(ignoreMissing: true))
-        #expect(summary.ignored.count == 8 && summary.changed == 0)
-        Self.expectClose(got, try PEFTFixture.floats(PEFTFixture.llamaBase), tolerance: 0)
+        // Skipping every key would write an unchanged copy: that is an error too, not a silent success.
+        #expect(throws: ScalpelError.invalid(file: adapter, tensor: nil, reason: "no adapter tensor matches a tensor of \(PEFTFixture.llamaBase): nothing would be merged (--ignore-missing skipped 8)")) {
+            _ = try Self.merge(PEFTFixture.llamaBase, [(adapter, 1)], to: dir.file("x.safetensors"), options: .init(ignoreMissing: true))
+        }
+        #expect(dir.entries().isEmpty)
     }
 
     @Test func shapesThatDisagreeAreAnError() throws {
@@ -198,8 +199,7 @@ import Testing
         defer { dir.cleanup() }
         let base = try CheckpointReader.open(PEFTFixture.llamaBase)
         let ggufBase = dir.file("base.gguf")
-        let conv = try Convert.plan(base, for: try Destination(path: ggufBase), options: .init(architecture: "llama"))
-        try Destination(path: ggufBase).write(conv.tensors, metadata: conv.metadata)
+        try Convert.plan(base, for: try Destination(path: ggufBase), options: .init(architecture: "llama")).write()
         try Self.writeGGUFLoRA(PEFTFixture.adapter("plain_a"), to: dir.file("lora.gguf"), alpha: 8)
 
         let (got, summary) = try Self.merge(ggufBase, [(dir.file("lora.gguf"), 0.75)], to: dir.file("merged.gguf"))
@@ -218,7 +218,7 @@ import Testing
             let view = try base.view(t.name)
             guard t.name.hasPrefix("model.layers.0.self_attn."), t.name.hasSuffix("proj.weight") else { return OutputTensor(copying: view) }
             quantized.append(t.name)
-            return OutputTensor(name: t.name, type: .block(type), shape: t.shape, content: .compute { out in
+            return OutputTensor(name: t.name, type: .block(type), shape: t.shape, content: .filling { out in
                 try FloatConversion.floats(view).withUnsafeBufferPointer { try GGMLQuantize.quantize(type, $0, into: out) }
             })
         }
@@ -235,15 +235,13 @@ import Testing
         let base = try CheckpointReader.open(dir.file("q.gguf"))
         let inputs = [WeightedAdapter(try LoRAAdapter.open(dir.file("lora.gguf")))]
         let dest = try Destination(path: dir.file("m.gguf"))
-        let plan = try Merge.plan(base: base, adapters: inputs, for: dest)
-        #expect(plan.summary.requantized == 2 && plan.summary.changed == 6)  // q_proj and v_proj of layer 0
-        _ = try Merge.write(plan.tensors, metadata: plan.metadata, to: dest, base: base)
-        #expect(Set(plan.requantization.entries.map(\.tensor)) == ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.v_proj.weight"])
+        let summary = try Merge.plan(base: base, adapters: inputs, for: dest).written(as: Merge.Summary.self)
+        #expect(summary.requantized == 2 && summary.changed == 6)  // q_proj and v_proj of layer 0
+        #expect(Set(summary.requantizations.map(\.tensor)) == ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.v_proj.weight"])
 
         // The same merge written unquantized, then quantized with ggml's reference quantizer.
         let f32Dest = try Destination(path: dir.file("f32.gguf"))
-        let f32Plan = try Merge.plan(base: base, adapters: inputs, for: f32Dest, options: .init(dtype: .f32))
-        _ = try Merge.write(f32Plan.tensors, metadata: f32Plan.metadata, to: f32Dest, base: base)
+        try Merge.plan(base: base, adapters: inputs, for: f32Dest, options: .init(dtype: .f32)).write()
         let merged = try CheckpointReader.open(dir.file("m.gguf")), unquantized = try CheckpointReader.open(dir.file("f32.gguf"))
         for name in quantized {
             let values = try FloatConversion.floats(try unquantized.view(name))
@@ -253,7 +251,7 @@ import Testing
             try values.withUnsafeBufferPointer { v in try want.withUnsafeMutableBytes { try GGMLQuantize.quantize(type, v, into: $0) } }
             #expect(Array(got.bytes) == want, "\(name)")
         }
-        for e in plan.requantization.entries {
+        for e in summary.requantizations {
             #expect(e.type == type.name && e.error.relativeRMSE > 0 && e.error.relativeRMSE < (type == .q8_0 ? 0.01 : 0.2))
         }
     }
@@ -264,7 +262,7 @@ import Testing
         try Self.writeGGUFLoRA(PEFTFixture.adapter("plain_a"), to: dir.file("lora.gguf"), alpha: 8)
         // A K-quant (dequantized, but not re-quantized) targeted tensor.
         let k4 = GGMLType(name: "Q4_K")!
-        try GGUFWriter.write([OutputTensor(name: "w.weight", type: .block(k4), shape: [2, 256], content: .compute { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) })],
+        try GGUFWriter.write([OutputTensor(name: "w.weight", type: .block(k4), shape: [2, 256], content: .filling { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) })],
                              metadata: Metadata([("general.architecture", .string("llama"))]), to: dir.file("k.gguf"))
         try GGUFWriter.write([f32Tensor("w.weight.lora_a", [1, 256], [Float](repeating: 1, count: 256)), f32Tensor("w.weight.lora_b", [2, 1], [1, 2])],
                              metadata: Metadata([("general.architecture", .string("llama")), ("general.type", .string("adapter")),
@@ -280,8 +278,7 @@ import Testing
         let base = try CheckpointReader.open(PEFTFixture.llamaBase)
         // A bitsandbytes NF4 base made by `quantize`.
         let nf4 = dir.file("nf4.safetensors")
-        let qplan = try Quantize.plan(base, for: try Destination(path: nf4), options: .init(type: .nf4))
-        try Destination(path: nf4).write(qplan.tensors, metadata: qplan.metadata)
+        try Quantize.plan(base, for: try Destination(path: nf4), options: .init(type: .nf4)).write()
         #expect(throws: ScalpelError.invalid(file: nf4, tensor: "model.layers.0.mlp.up_proj.weight", reason: "is stored as NF4 (bitsandbytes or compressed-tensors): Scalpel merges into these layouts only through plain weights (scalpel dequantize, merge, then quantize again)")) {
             _ = try Self.merge(nf4, [(PEFTFixture.adapter("plain_a"), 1)], to: dir.file("m.safetensors"))
         }

@@ -13,7 +13,7 @@ import Testing
     }
 
     static func tensor(_ name: String, _ shape: [Int], _ values: [Float]) -> OutputTensor {
-        OutputTensor(name: name, type: .plain(.f32), shape: shape, content: .compute { buf in
+        OutputTensor(name: name, type: .plain(.f32), shape: shape, content: .filling { buf in
             values.withUnsafeBytes { buf.copyMemory(from: $0) }
         })
     }
@@ -24,12 +24,11 @@ import Testing
         try SafetensorsWriter.write(tensors, metadata: Metadata([]), to: input)
         let ckpt = try CheckpointReader.open(input)
         let dest = try Destination(path: output)
-        let plan = try Prune.plan(ckpt, for: dest, options: .init(method: method))
-        try dest.write(plan.tensors, metadata: plan.metadata)
+        let report = try Prune.plan(ckpt, for: dest, options: .init(method: method)).written(as: PruneReport.self)
         let back = try CheckpointReader.open(output)
         var values: [String: [Float]] = [:]
         for t in back.tensors { values[t.name] = try FloatConversion.floats(back.view(t.name)) }
-        return (values, plan.ledger.report)
+        return (values, report)
     }
 
     @Test func globalScopeIsOneThresholdOverAllTensorsWithTiesInTensorOrder() throws {
@@ -109,7 +108,7 @@ import Testing
         defer { folder.remove() }
         let input = folder.file("in.gguf")
         let values = PruneTestData.random(64 * 128, seed: 61)
-        let q8 = OutputTensor(name: "blk.0.ffn_up.weight", type: .block(.q8_0), shape: [64, 128], content: .compute { buf in
+        let q8 = OutputTensor(name: "blk.0.ffn_up.weight", type: .block(.q8_0), shape: [64, 128], content: .filling { buf in
             try values.withUnsafeBufferPointer { try GGMLQuantize.quantize(.q8_0, $0, into: buf) }
         })
         try GGUFWriter.write([q8], metadata: Metadata([("general.architecture", .string("llama"))]), to: input)
@@ -117,15 +116,13 @@ import Testing
         let stored = try GGMLTestValues.dequantized(ckpt, "blk.0.ffn_up.weight")
         for (name, expectType) in [("out.gguf", TensorType.block(.q8_0)), ("out.safetensors", .plain(.f32))] {
             let dest = try Destination(path: folder.file(name))
-            let plan = try Prune.plan(ckpt, for: dest, options: .init(method: .tensor(.sparsity(0.5))))
-            try dest.write(plan.tensors, metadata: plan.metadata)
+            let report = try Prune.plan(ckpt, for: dest, options: .init(method: .tensor(.sparsity(0.5)))).written(as: PruneReport.self)
             let back = try CheckpointReader.open(folder.file(name))
             #expect(back.tensors[0].type == expectType)
             let got = try GGMLTestValues.dequantized(back, "blk.0.ffn_up.weight")
             // The mask follows the dequantized input; Q8_0 keeps zeros exact and the kept values exactly.
             let removed = PruneTestData.referenceRemoved(stored[...], stored.count / 2)
             for i in stored.indices { #expect(got[i] == (removed.contains(i) ? 0 : stored[i])) }
-            let report = plan.ledger.report
             #expect(report.tensors[0].counts.zeroed == stored.count / 2)
             #expect(report.tensors[0].counts.zerosAfter == stored.count / 2)
             #expect(report.tensors[0].requantization?.type == (name.hasSuffix(".gguf") ? .q8_0 : nil))

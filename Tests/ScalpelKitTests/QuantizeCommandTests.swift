@@ -3,13 +3,13 @@ import Testing
 @testable import ScalpelKit
 
 /// The quantize and dequantize commands end to end through the library: `Quantize.plan` and
-/// `Destination.write` into a temporary folder, then the written files read back.
+/// `Pipeline.write` into a temporary folder, then the written files read back.
 @Suite struct QuantizeCommandTests {
     // MARK: helpers
 
     /// A float tensor to write, stored as `dtype` (F32, F16 or BF16; values rounded to it).
     static func tensor(_ name: String, _ shape: [Int], _ values: [Float], _ dtype: DType = .f32) -> OutputTensor {
-        OutputTensor(name: name, type: .plain(dtype), shape: shape, content: .compute { buf in
+        OutputTensor(name: name, type: .plain(dtype), shape: shape, content: .filling { buf in
             try values.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf) }
         })
     }
@@ -25,15 +25,21 @@ import Testing
 
     /// Writes `tensors` as `in.safetensors` in `dir`, quantizes it to `output` (a name in `dir`) with
     /// `options`, and returns the plan and the output opened.
-    static func quantize(_ tensors: [OutputTensor], to output: String, in dir: TempDir, _ options: Quantize.Options) throws -> (Quantize.Plan, Checkpoint) {
+    static func quantize(_ tensors: [OutputTensor], to output: String, in dir: TempDir, _ options: Quantize.Options) throws -> (Quantized, Checkpoint) {
         let input = dir.file("in.safetensors")
         if !FileManager.default.fileExists(atPath: input) {
             try SafetensorsWriter.write(tensors, metadata: Metadata([("format", .string("pt"))]), to: input)
         }
         let dest = try Destination(path: dir.file(output))
         let plan = try Quantize.plan(try CheckpointReader.open(input), for: dest, options: options)
-        try dest.write(plan.tensors, metadata: plan.metadata)
-        return (plan, try CheckpointReader.open(dir.file(output)))
+        let report = try plan.written(as: QuantizeReport.self)
+        return (Quantized(report: report, metadata: plan.metadata), try CheckpointReader.open(dir.file(output)))
+    }
+
+    /// A quantize run's report and output metadata.
+    struct Quantized {
+        var report: QuantizeReport
+        var metadata: Metadata
     }
 
     static func options(_ type: QuantType, _ configure: (inout Quantize.Options) -> Void = { _ in }) -> Quantize.Options {
@@ -62,7 +68,7 @@ import Testing
          tensor("model.layers.0.input_layernorm.weight", [64], norm, .f16),
          tensor("model.layers.0.mlp.up_proj.bias", [16], bias),
          tensor("model.layers.0.conv.weight", [2, 4, 64], conv),
-         OutputTensor(name: "position_ids", type: .plain(.i64), shape: [4], content: .compute { buf in
+         OutputTensor(name: "position_ids", type: .plain(.i64), shape: [4], content: .filling { buf in
              [Int64](0..<4).withUnsafeBytes { buf.copyMemory(from: $0) }
          })]
     }
@@ -189,8 +195,7 @@ import Testing
         let source = try CheckpointReader.open(dir.file("q8.gguf"))
         for (type, output) in [(QuantType.q4_0, "q4.gguf"), (.q8_0, "again.gguf"), (.nf4, "nf4.safetensors")] {
             let dest = try Destination(path: dir.file(output))
-            let plan = try Quantize.plan(source, for: dest, options: Self.options(type) { $0.allowRequantize = true })
-            try dest.write(plan.tensors, metadata: plan.metadata)
+            let plan = Quantized(report: try Quantize.plan(source, for: dest, options: Self.options(type) { $0.allowRequantize = true }).written(), metadata: Metadata())
             let out = try CheckpointReader.open(dir.file(output))
             let note = plan.report.entries[0].note
             switch type {
@@ -371,9 +376,8 @@ import Testing
         let src = try CheckpointReader.open(dir.file("q.safetensors"))
         for (dtype, output) in [(DType?.some(.f32), "f32.safetensors"), (nil, "default.safetensors")] {
             let dest = try Destination(path: dir.file(output))
-            let d = try Dequantize.plan(src, for: dest, dtype: dtype)
-            try dest.write(d.tensors, metadata: d.metadata)
-            #expect(d.summary.dequantized.map(\.name) == ["m.l.weight"])
+            let summary = try Dequantize.plan(src, for: dest, dtype: dtype).written(as: Dequantize.Summary.self)
+            #expect(summary.dequantized.map(\.name) == ["m.l.weight"])
             let back = try CheckpointReader.open(dir.file(output))
             #expect(Set(back.tensors.map(\.name)) == ["m.l.weight", "m.l.bias"])
             let want = dtype ?? original ?? .f32
@@ -396,8 +400,7 @@ import Testing
         try "tokens".write(toFile: model + "/tokenizer.json", atomically: true, encoding: .utf8)
 
         let dest = try Destination(path: dir.file("nf4"))
-        let plan = try Quantize.plan(try CheckpointReader.open(model), for: dest, options: Self.options(.nf4) { $0.doubleQuant = true })
-        try dest.write(plan.tensors, metadata: plan.metadata, extras: try ModelFolder(checkpointPath: model).extras(quantizationConfig: plan.quantizationConfig))
+        try Quantize.plan(try CheckpointReader.open(model), for: dest, options: Self.options(.nf4) { $0.doubleQuant = true }).write()
         let entries = try FileManager.default.contentsOfDirectory(atPath: dir.file("nf4")).sorted()
         #expect(entries == ["config.json", "model.safetensors", "tokenizer.json"])
         let config = try JSONParser.parse(try String(contentsOfFile: dir.file("nf4/config.json"), encoding: .utf8))
@@ -411,9 +414,7 @@ import Testing
         #expect(try String(contentsOfFile: dir.file("nf4/tokenizer.json"), encoding: .utf8) == "tokens")
 
         let back = try Destination(path: dir.file("back"))
-        let d = try Dequantize.plan(try CheckpointReader.open(dir.file("nf4")), for: back, dtype: nil)
-        try back.write(d.tensors, metadata: d.metadata,
-                       extras: try ModelFolder(checkpointPath: dir.file("nf4")).extras(quantizationConfig: nil, dropQuantization: true))
+        try Dequantize.plan(try CheckpointReader.open(dir.file("nf4")), for: back, dtype: nil).write()
         let restored = try JSONParser.parse(try String(contentsOfFile: dir.file("back/config.json"), encoding: .utf8))
         #expect(restored["quantization_config"] == nil)
         #expect(restored["torch_dtype"]?.stringValue == "bfloat16")

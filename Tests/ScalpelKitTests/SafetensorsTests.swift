@@ -28,7 +28,7 @@ import Testing
         let dir = TempDir()
         defer { dir.cleanup() }
         let path = dir.file("x.safetensors")
-        let f16 = OutputTensor(name: "c", type: .plain(.f16), shape: [2], content: .compute { $0.copyBytes(from: [0, 60, 0, 188] as [UInt8]) })
+        let f16 = OutputTensor(name: "c", type: .plain(.f16), shape: [2], content: .filling { $0.copyBytes(from: [0, 60, 0, 188] as [UInt8]) })
         try SafetensorsWriter.write([f32Tensor("b", [1], [1]), f16], metadata: Metadata(), to: path)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let n = Int(bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
@@ -113,7 +113,7 @@ import Testing
     @Test func failedWriteLeavesNoFile() throws {
         let dir = TempDir()
         defer { dir.cleanup() }
-        let bad = OutputTensor(name: "x", type: .plain(.f32), shape: [2], content: .compute { _ in
+        let bad = OutputTensor(name: "x", type: .plain(.f32), shape: [2], content: .filling { _ in
             throw ScalpelError.invalid(file: nil, tensor: "x", reason: "boom")
         })
         #expect(throws: ScalpelError.self) {

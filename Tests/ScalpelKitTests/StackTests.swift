@@ -270,7 +270,7 @@ import Testing
             #expect(m.rank == (m.path.hasSuffix("v_proj") ? 6 : (m.path.hasSuffix("q_proj") || m.path.hasSuffix("up_proj") ? 4 : 2)))
             #expect(Self.relative(try Self.product(out, m), want[m.path]!) <= 1e-5, "\(m.path)")
         }
-        #expect(plan.truncation.entries.count == 10 && plan.truncation.overallRelativeError! < 1e-3)
+        #expect(plan.truncations.count == 10 && plan.overallRelativeError! < 1e-3)
     }
 
     @Test func svdTruncationIsOptimalAndReportsItsError() throws {
@@ -285,7 +285,7 @@ import Testing
             let d = want[m.path]!
             let optimal = try Self.optimalError(d, rows: m.productShape[0], cols: m.productShape[1], rank: 2)
             let actual = Self.frobeniusRelative(try Self.product(out, m), d)
-            let reported = try #require(plan.truncation.entries.first { $0.module == m.path }).relativeError
+            let reported = try #require(plan.truncations.first { $0.module == m.path }).relativeError
             #expect(abs(actual - optimal) < 1e-4, "\(m.path): \(actual) vs optimal \(optimal)")
             #expect(abs(reported - actual) < 1e-3, "\(m.path): reported \(reported) vs \(actual)")
         }
@@ -309,7 +309,7 @@ import Testing
             let optimal = try Self.optimalError(d, rows: m.productShape[0], cols: m.productShape[1], rank: 4)
             let actual = Self.frobeniusRelative(try Self.product(small, t), d)
             #expect(actual >= optimal - 1e-4 && actual <= optimal * 1.05 + 1e-4, "\(m.path): \(actual) vs optimal \(optimal)")
-            let reported = try #require(plan.truncation.entries.first { $0.module == m.path }).relativeError
+            let reported = try #require(plan.truncations.first { $0.module == m.path }).relativeError
             #expect(abs(reported - actual) < 1e-3)
         }
     }

@@ -28,7 +28,7 @@ func safetensorsBytes(header: String, data: [UInt8] = [], declaredLength: UInt64
 
 /// An output tensor of f32 values.
 func f32Tensor(_ name: String, _ shape: [Int], _ values: [Float]) -> OutputTensor {
-    OutputTensor(name: name, type: .plain(.f32), shape: shape, content: .compute { buf in
+    OutputTensor(name: name, type: .plain(.f32), shape: shape, content: .filling { buf in
         values.withUnsafeBytes { buf.copyMemory(from: $0) }
     })
 }
@@ -48,5 +48,66 @@ struct TestRandom: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+// Test shorthands that write through the one write path, `Pipeline.write`, replacing any existing
+// output as the tests expect.
+
+extension SafetensorsWriter {
+    static func write(_ tensors: [OutputTensor], metadata: Metadata, to path: String, zstdLevel: Int? = nil) throws {
+        _ = try Pipeline.write(Plan(destination: try Destination(path: path, zstdLevel: zstdLevel), tensors: tensors, metadata: metadata, inputs: []),
+                               options: .init(force: true))
+    }
+}
+
+extension GGUFWriter {
+    static func write(_ tensors: [OutputTensor], metadata: Metadata, alignment: Int = 32, to path: String, zstdLevel: Int? = nil) throws {
+        _ = try Pipeline.write(Plan(destination: try Destination(path: path, zstdLevel: zstdLevel), tensors: tensors, metadata: metadata,
+                                    ggufAlignment: alignment, inputs: []), options: .init(force: true))
+    }
+}
+
+extension ShardedSafetensors {
+    static func write(_ tensors: [OutputTensor], metadata: Metadata, to folder: String, shardBytes: Int) throws {
+        _ = try Pipeline.write(Plan(destination: try Destination(path: folder, shardBytes: shardBytes), tensors: tensors, metadata: metadata, inputs: []))
+    }
+}
+
+extension PEFTAdapterWriter {
+    static func write(tensors: [OutputTensor], config: AdapterConfig, to folder: String) throws {
+        _ = try Pipeline.write(try plan(tensors: tensors, config: config, to: folder, inputs: []))
+    }
+}
+
+extension Plan {
+    /// Writes the plan (replacing an existing output) and returns its report's typed details.
+    @discardableResult
+    func written<T>(as: T.Type = T.self) throws -> T {
+        let result = try Pipeline.write(self, options: .init(force: true))
+        return report(result).details as! T
+    }
+
+    /// Writes the plan, replacing an existing output.
+    func write() throws {
+        _ = try Pipeline.write(self, options: .init(force: true))
+    }
+}
+
+extension ExtractLoRA {
+    /// Writes an extraction's factors as a PEFT folder or GGUF file (without the CLI's model card).
+    static func write(_ result: Result, to path: String, format: OutputFormat) throws {
+        let plan = format == .peft
+            ? try PEFTAdapterWriter.plan(tensors: result.tensors, config: result.config!, to: path, inputs: [])
+            : Plan(destination: try Destination(path: path), tensors: result.tensors, metadata: result.metadata, inputs: [])
+        _ = try Pipeline.write(plan, options: .init(force: true))
+    }
+}
+
+extension Stack {
+    /// Plans and writes a stacked adapter folder; returns the summary with the SVD step's losses.
+    @discardableResult
+    static func write(_ inputs: [WeightedAdapter], options: Options, to folder: String) throws -> Summary {
+        try plan(inputs, options: options, to: folder).written()
     }
 }

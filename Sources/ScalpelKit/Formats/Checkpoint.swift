@@ -88,6 +88,10 @@ public final class Checkpoint: @unchecked Sendable {
         files[loc.file].release(loc.start..<(loc.start + tensors[i].byteCount))
     }
 
+    /// The path the user named and every file it resolved to (shards, adapter weights), for the rule that
+    /// no output may overwrite an input.
+    public var sourcePaths: [String] { [path] + files.map(\.path) }
+
     /// Total bytes of tensor data.
     public var dataBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
 

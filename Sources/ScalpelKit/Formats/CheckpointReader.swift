@@ -57,6 +57,9 @@ public enum CheckpointReader {
                               locations: h.tensors.map { .init(file: 0, start: h.dataStart + $0.offset) },
                               files: [file], metadata: h.metadata, fileBytes: fileBytes, alignment: h.alignment)
         }
+        if let kind = ForeignFile.kind(bytes) {
+            throw ScalpelError.malformed(file: path, tensor: nil, reason: "is \(kind), not a safetensors or GGUF checkpoint")
+        }
         let h = try SafetensorsHeader.parse(bytes, fileLength: bytes.count, file: path)
         return Checkpoint(path: path, format: .safetensors, compressed: compressed, tensors: h.tensors,
                           locations: h.tensors.map { .init(file: 0, start: h.dataStart + $0.offset) },

@@ -44,22 +44,8 @@ public struct ModelFolder: Sendable {
     }
 }
 
-/// A file to place in an output folder next to the weights.
+/// A file to place in an output folder next to the weights (written by `Pipeline`).
 public enum FolderExtra: Sendable {
     case copy(name: String, from: String)
     case write(name: String, contents: [UInt8])
-
-    /// Places the file into `folder`.
-    func place(in folder: String) throws {
-        switch self {
-        case .copy(let name, let from):
-            do { try FileManager.default.copyItem(atPath: from, toPath: folder + "/" + name) } catch {
-                throw ScalpelError.io(file: from, reason: "cannot copy into the output folder: \(error.localizedDescription)")
-            }
-        case .write(let name, let contents):
-            let out = try OutputFile(path: folder + "/" + name)
-            try out.write(contents)
-            try out.commit()
-        }
-    }
 }

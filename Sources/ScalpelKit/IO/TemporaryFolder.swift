@@ -12,12 +12,10 @@ public final class TemporaryFolder {
     public let finalPath: String
     private var committed = false
 
-    /// Creates the temporary folder next to `finalPath`, which must not exist yet.
+    /// Creates the temporary folder next to `finalPath` (whether `finalPath` may already exist is the
+    /// caller's rule: `Pipeline` refuses it unless forced).
     public init(finalPath: String) throws {
         self.finalPath = finalPath
-        if FileManager.default.fileExists(atPath: finalPath) {
-            throw ScalpelError.invalid(file: finalPath, tensor: nil, reason: "output already exists (remove it first)")
-        }
         let dir = PathName.folder(finalPath)
         let base = PathName.file(finalPath)
         var template = Array((dir + "/.\(base).tmp-XXXXXX").utf8CString)

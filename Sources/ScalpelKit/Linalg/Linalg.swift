@@ -9,8 +9,8 @@ import Foundation
 /// and LAPACK calls in ScalpelKit must go through `Linalg` so that no other code turns OpenBLAS threads
 /// back on.
 public enum Linalg {
-    /// The number of threads used by default for matrix products: the active processor count.
-    public static var defaultThreadCount: Int { ProcessInfo.processInfo.activeProcessorCount }
+    /// The number of threads used by default for matrix products: `Parallelism.threads`.
+    public static var defaultThreadCount: Int { Parallelism.threads }
 
     /// Converts a dimension or leading dimension to the 32-bit integer that BLAS and LAPACK take.
     /// Throws `ScalpelError.invalid` naming `what` when `value` is negative or above `Int32.max`.

@@ -7,7 +7,7 @@ enum BitsandbytesOutputs {
     /// The tensor is quantized while planning (the quant state JSON holds the nested offset, and the
     /// header must be known before data); codes are kept for writing while they fit the cache budget,
     /// else quantized again when written.
-    static func fourBit(_ source: SourceTensor, kind: FourBitKind, options: Quantize.Options, report: QuantizeReport,
+    static func fourBit(_ source: SourceTensor, kind: FourBitKind, options: Quantize.Options, report: inout QuantizeReport,
                         result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
         let info = source.info
         let name = info.name
@@ -28,7 +28,8 @@ enum BitsandbytesOutputs {
                     try FourBit.quantize($0, kind: kind, blockSize: options.blockSize, doubleQuant: options.doubleQuant).codes
                 }
                 buf.copyBytes(from: codes)
-            }, onWritten: source.release),
+                return .none
+            }, action: "quantize to \(kind.rawValue)", onWritten: source.release),
             constant(name + ".quant_map", kind.quantMap),
             bytes(name + "." + FourBitQuantState.tensorSuffix(kind), state),
         ]
@@ -67,7 +68,7 @@ enum BitsandbytesOutputs {
 
     /// LLM.int8: `P.weight` (I8 `[out, in]`), `P.SCB` (F32 `[out]`) and `P.weight_format` (U8 scalar 0,
     /// row-major). Weights are rounded to F16 first, as bitsandbytes' Int8Params does.
-    static func int8(_ source: SourceTensor, report: QuantizeReport, result: TensorQuantResult, note: String?,
+    static func int8(_ source: SourceTensor, report: inout QuantizeReport, result: TensorQuantResult, note: String?,
                      cache: SideCache) throws -> [OutputTensor] {
         let info = source.info
         guard info.name.hasSuffix(".weight"), info.shape.count == 2 else {
@@ -105,9 +106,10 @@ enum BitsandbytesOutputs {
                         }
                     }
                 }
-            }, onWritten: source.release),
+                return .none
+            }, action: "quantize to int8", onWritten: source.release),
             constant(prefix + ".SCB", scb),
-            OutputTensor(name: prefix + ".weight_format", type: .plain(.u8), shape: [], content: .compute { $0[0] = 0 }),
+            OutputTensor(name: prefix + ".weight_format", type: .plain(.u8), shape: [], content: .compute { $0[0] = 0; return .none }),
         ]
         var r = result
         r.to = "INT8"
@@ -122,11 +124,12 @@ enum BitsandbytesOutputs {
     static func constant(_ name: String, _ values: [Float]) -> OutputTensor {
         OutputTensor(name: name, type: .plain(.f32), shape: [values.count], content: .compute { buf in
             values.withUnsafeBytes { buf.copyMemory(from: $0) }
+            return .none
         })
     }
 
     /// A U8 tensor of fixed bytes.
     static func bytes(_ name: String, _ values: [UInt8]) -> OutputTensor {
-        OutputTensor(name: name, type: .plain(.u8), shape: [values.count], content: .compute { $0.copyBytes(from: values) })
+        OutputTensor(name: name, type: .plain(.u8), shape: [values.count], content: .compute { $0.copyBytes(from: values); return .none })
     }
 }

@@ -3,7 +3,7 @@ enum CompressedTensorsOutputs {
     /// `P.weight_packed` (I32), `P.weight_scale` (the weight's float dtype), `P.weight_shape` (I64 [2]),
     /// and `P.weight_zero_point` (I32, packed along the output dimension) when asymmetric.
     static func make(_ source: SourceTensor, bits: Int, strategy: CompressedTensors.Strategy, symmetric: Bool,
-                     report: QuantizeReport, result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
+                     report: inout QuantizeReport, result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
         let info = source.info
         guard info.name.hasSuffix(".weight"), info.shape.count == 2 else {
             throw ScalpelError.invalid(file: source.checkpoint.path, tensor: info.name, reason: "compressed-tensors quantizes 2-D *.weight tensors only")
@@ -41,13 +41,13 @@ enum CompressedTensorsOutputs {
         packed = []
         source.release()
         // Closures capture only the small parts, never the packed codes.
-        let weightShape = q.weightShape, groups = q.groups
+        let weightShape = q.weightShape, groups = q.groups, fixedScales = scales
 
         var outputs = [
             OutputTensor(name: prefix + "weight_packed", type: .plain(.i32), shape: [rows, q.packedColumns], content: .compute { buf in
                 if let packed = cache.take(info.name, as: [Int32].self) {
                     packed.withUnsafeBytes { buf.copyMemory(from: $0) }
-                    return
+                    return .none
                 }
                 try source.withValues(checkFinite: false) { values in
                     var s = [Float](repeating: 0, count: rows * groups), z = [Int8](repeating: 0, count: symmetric ? 0 : rows * groups)
@@ -58,17 +58,21 @@ enum CompressedTensorsOutputs {
                         }
                     }
                 }
-            }, onWritten: source.release),
+                return .none
+            }, action: "quantize to int\(bits)", onWritten: source.release),
             OutputTensor(name: prefix + "weight_scale", type: .plain(dtype), shape: [rows, groups], content: .compute { buf in
-                try scales.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf) }
+                try fixedScales.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf) }
+                return .none
             }),
             OutputTensor(name: prefix + "weight_shape", type: .plain(.i64), shape: [2], content: .compute { buf in
                 weightShape.withUnsafeBytes { buf.copyMemory(from: $0) }
+                return .none
             }),
         ]
         if let zp = q.packedZeroPoints {
             outputs.append(OutputTensor(name: prefix + "weight_zero_point", type: .plain(.i32), shape: [zp.count / groups, groups], content: .compute { buf in
                 zp.withUnsafeBytes { buf.copyMemory(from: $0) }
+                return .none
             }))
         }
         var r = result

@@ -18,11 +18,8 @@ enum GGMLBlockChunks {
             if blocks > 0 { body(0..<blocks) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            let work = Unchecked(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                work.value(c * blocksPerChunk..<min(blocks, (c + 1) * blocksPerChunk))
-            }
+        Parallelism.forEach(chunks) { c in
+            body(c * blocksPerChunk..<min(blocks, (c + 1) * blocksPerChunk))
         }
     }
 
@@ -34,7 +31,7 @@ enum GGMLBlockChunks {
     static func allSatisfy(blocks: Int, blocksPerChunk: Int = blocksPerChunk, _ body: (Range<Int>) -> Bool) -> Bool {
         let chunks = chunkCount(blocks: blocks, blocksPerChunk: blocksPerChunk)
         return withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(chunks, 1)) { results in
-            let out = Unchecked(results)
+            let out = UncheckedBox(results)
             forEach(blocks: blocks, blocksPerChunk: blocksPerChunk) { range in
                 out.value[range.lowerBound / blocksPerChunk] = body(range)
             }
@@ -73,12 +70,5 @@ enum GGMLBlockChunks {
         for (k, b) in range.enumerated() {
             dst.storeBytes(of: halves[k].littleEndian, toByteOffset: b * typeSize + fieldOffset, as: UInt16.self)
         }
-    }
-
-    /// Carries a non-Sendable value (a closure over unsafe pointers into disjoint ranges) into
-    /// `concurrentPerform`.
-    struct Unchecked<T>: @unchecked Sendable {
-        let value: T
-        init(_ value: T) { self.value = value }
     }
 }

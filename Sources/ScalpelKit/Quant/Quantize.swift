@@ -50,15 +50,6 @@ public enum Quantize {
         public init(type: QuantType) { self.type = type }
     }
 
-    /// The planned output: tensors to write, metadata, the report (filled in while writing), and for
-    /// Hugging Face folder outputs the `quantization_config` to put in config.json.
-    public struct Plan {
-        public var tensors: [OutputTensor]
-        public var metadata: Metadata
-        public var report: QuantizeReport
-        public var quantizationConfig: JSONValue?
-    }
-
     /// The layout family of the main type.
     public static func family(_ options: Options) -> QuantType.Family {
         switch options.type {
@@ -74,6 +65,10 @@ public enum Quantize {
     /// - Throws: `ScalpelError.invalid` when the layout does not fit the destination (GGUF types need a
     ///   `.gguf` output; the safetensors layouts a safetensors file or folder), or a `--type-for` type
     ///   belongs to another layout.
+    ///
+    /// A folder output gets the input folder's companion files, with config.json's
+    /// `quantization_config` set for the bitsandbytes and compressed-tensors layouts. The plan's report
+    /// lists every tensor with its type and round-trip error.
     public static func plan(_ input: Checkpoint, for destination: Destination, options: Options) throws -> Plan {
         let family = family(options)
         let toGGUF = destination.kind == .gguf
@@ -90,7 +85,7 @@ public enum Quantize {
             }
         }
         let layoutName = family == .plain ? (toGGUF ? "gguf" : "safetensors") : family.rawValue
-        let report = QuantizeReport(type: options.type.rawValue, layout: layoutName)
+        var report = QuantizeReport(type: options.type.rawValue, layout: layoutName)
         var outputs: [OutputTensor] = []
         let cache = SideCache(budgetBytes: 256 << 20)
         let logicals = try LogicalTensors.resolve(input)
@@ -104,7 +99,7 @@ public enum Quantize {
                 target = targetType(for: source.info, options: options)
                 try checkRequantize(input, logical, target: target, options: options)
             }
-            outputs += try QuantizedOutputs.make(source, target: target, options: options, toGGUF: toGGUF, report: report, cache: cache,
+            outputs += try QuantizedOutputs.make(source, target: target, options: options, toGGUF: toGGUF, report: &report, cache: cache,
                                                  importance: llama?.importance[i], keepAsStored: llama != nil && input.format == .gguf)
         }
         var metadata = Convert.metadata(input, toGGUF: toGGUF, outputs: outputs, options: .init())
@@ -116,8 +111,29 @@ public enum Quantize {
                 metadata["general.quantization_version"] = .uint32(2)
             }
         }
-        return Plan(tensors: outputs, metadata: metadata, report: report,
-                    quantizationConfig: QuantizationConfig.json(family: family, options: options, report: report))
+        let quantizationConfig = QuantizationConfig.json(family: family, options: options, report: report)
+        let companions = destination.isFolder
+            ? try ModelFolder(checkpointPath: input.path).extras(quantizationConfig: quantizationConfig) : []
+        var plan = Plan(destination: destination, tensors: outputs, metadata: metadata, ggufAlignment: input.alignment ?? 32,
+                        companions: companions, inputs: input.sourcePaths)
+        plan.warnings = selectionWarnings(input, options: options)
+        if quantizationConfig != nil && !destination.isFolder {
+            plan.warnings.append("a single file carries no config.json: write to a folder to get quantization_config for transformers")
+        }
+        let planned = report
+        plan.report = { result in
+            let done = planned.completed(with: result.outcomes)
+            guard case .object(let fields) = done.json else { return Report(text: done.text(), details: done) }
+            return Report(text: done.text(), fields: fields, details: done)
+        }
+        return plan
+    }
+
+    /// Warnings for `--type-for`, `--only` and `--skip` globs that match no tensor.
+    static func selectionWarnings(_ input: Checkpoint, options: Options) -> [String] {
+        let names = input.tensors.map(\.name)
+        return unmatchedGlobWarnings(flag: "--type-for", options.typeFor.map(\.glob), names: names, file: input.path)
+            + options.selection.warnings(names: names, file: input.path)
     }
 
     /// The type a tensor is quantized to, or nil to keep it: the last matching `--type-for` rule, else

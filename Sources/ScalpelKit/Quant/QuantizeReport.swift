@@ -22,9 +22,9 @@ public struct TensorQuantResult: Sendable {
     public var quantized: Bool { relativeRMSE != nil }
 }
 
-/// Collects per-tensor results while tensors are written (thread-safe), and renders the summary.
-public final class QuantizeReport: @unchecked Sendable {
-    private let lock = NSLock()
+/// Per-tensor results: recorded while planning, completed with the errors the computations return
+/// (`completed(with:)`), and rendered as the summary.
+public struct QuantizeReport: Sendable {
     private var results: [String: TensorQuantResult] = [:]
     private var order: [String] = []
     /// The target type and layout.
@@ -37,29 +37,31 @@ public final class QuantizeReport: @unchecked Sendable {
     }
 
     /// Records (or replaces) a tensor's entry; the first record fixes its place in the order.
-    public func record(_ r: TensorQuantResult) {
-        lock.lock(); defer { lock.unlock() }
+    public mutating func record(_ r: TensorQuantResult) {
         if results[r.name] == nil { order.append(r.name) }
         results[r.name] = r
     }
 
     /// Sets the error figures of a recorded tensor from a measured error. An exact round trip (e.g. an
     /// all-zero tensor) has error 0 and SQNR +inf even where 0/0 would say NaN.
-    public func setError(_ name: String, _ e: QuantError) {
+    public mutating func setError(_ name: String, _ e: QuantError) {
         setError(name, relativeRMSE: e.errorEnergy == 0 ? 0 : e.relativeRMSE, sqnrDB: e.errorEnergy == 0 ? .infinity : e.sqnrDB)
     }
 
     /// Sets the error figures of a recorded tensor.
-    public func setError(_ name: String, relativeRMSE: Double, sqnrDB: Double) {
-        lock.lock(); defer { lock.unlock() }
+    public mutating func setError(_ name: String, relativeRMSE: Double, sqnrDB: Double) {
         results[name]?.relativeRMSE = relativeRMSE
         results[name]?.sqnrDB = sqnrDB
     }
 
     /// All entries in input order.
-    public var entries: [TensorQuantResult] {
-        lock.lock(); defer { lock.unlock() }
-        return order.map { results[$0]! }
+    public var entries: [TensorQuantResult] { order.map { results[$0]! } }
+
+    /// The report with the error of every tensor whose computation measured one.
+    public func completed(with outcomes: [String: TensorOutcome]) -> QuantizeReport {
+        var r = self
+        for name in order { if let e = outcomes[name]?.error { r.setError(name, e) } }
+        return r
     }
 
     public var json: JSONValue {
@@ -95,7 +97,7 @@ public final class QuantizeReport: @unchecked Sendable {
         let before = e.reduce(0) { $0 + $1.bytesBefore }, after = e.reduce(0) { $0 + $1.bytesAfter }
         let params = e.reduce(0) { $0 + $1.parameters }
         var lines = [
-            "quantized \(q.count) tensors to \(type) (\(layout)), kept \(e.count - q.count)",
+            "quantized \(Format.counted(q.count, "tensor")) to \(type) (\(layout)), kept \(e.count - q.count)",
             "size \(Format.bytes(before)) -> \(Format.bytes(after)) (\(Format.fixed(before > 0 ? Double(after) / Double(before) * 100 : 0, 1))%), "
                 + "\(Format.fixed(params > 0 ? Double(after) * 8 / Double(params) : 0, 2)) bits/parameter",
         ]

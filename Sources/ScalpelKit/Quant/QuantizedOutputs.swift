@@ -2,14 +2,14 @@
 /// happened in the report.
 enum QuantizedOutputs {
     static func make(_ source: SourceTensor, target: QuantType?, options: Quantize.Options, toGGUF: Bool,
-                     report: QuantizeReport, cache: SideCache, importance: [Float]? = nil, keepAsStored: Bool = false) throws -> [OutputTensor] {
+                     report: inout QuantizeReport, cache: SideCache, importance: [Float]? = nil, keepAsStored: Bool = false) throws -> [OutputTensor] {
         let info = source.info
         let base = TensorQuantResult(name: info.name, shape: info.shape, from: source.logical.storage, to: source.logical.storage,
                                      parameters: info.elementCount, bytesBefore: info.byteCount, bytesAfter: info.byteCount)
         guard let target, source.isNumeric else {
             var r = base
             if target != nil { r.note = "not a float tensor: kept" }
-            return try kept(source, toGGUF: toGGUF, report: report, result: r, asStored: keepAsStored)
+            return try kept(source, toGGUF: toGGUF, report: &report, result: r, asStored: keepAsStored)
         }
         var note: String? = nil
         if source.logical.isQuantized {
@@ -22,23 +22,23 @@ enum QuantizedOutputs {
             note = "was \(source.logical.storage): dequantized first"
         }
         if let plain = target.plainDType {
-            return [cast(source, to: plain, report: report, result: base, note: note)]
+            return [cast(source, to: plain, report: &report, result: base, note: note)]
         }
         if let g = target.ggmlType {
             let rowLength = info.shape.last ?? 1
             guard rowLength % g.blockSize == 0 else {
                 var r = base
                 r.note = "row length \(rowLength) is not a multiple of \(g.blockSize): written as F16"
-                return [cast(source, to: .f16, report: report, result: r, note: nil)]
+                return [cast(source, to: .f16, report: &report, result: r, note: nil)]
             }
-            return [ggml(source, type: g, report: report, result: base, note: note, importance: importance)]
+            return [ggml(source, type: g, report: &report, result: base, note: note, importance: importance)]
         }
         switch target {
         case .nf4, .fp4:
-            return try BitsandbytesOutputs.fourBit(source, kind: target == .nf4 ? .nf4 : .fp4, options: options, report: report,
+            return try BitsandbytesOutputs.fourBit(source, kind: target == .nf4 ? .nf4 : .fp4, options: options, report: &report,
                                                    result: base, note: note, cache: cache)
         case .int8 where options.int8Format == .bitsandbytes:
-            return try BitsandbytesOutputs.int8(source, report: report, result: base, note: note, cache: cache)
+            return try BitsandbytesOutputs.int8(source, report: &report, result: base, note: note, cache: cache)
         case .int8, .int4:
             let bits = target == .int4 ? 4 : 8
             let columns = info.shape.last ?? 1
@@ -46,10 +46,10 @@ enum QuantizedOutputs {
             if bits == 4 && columns % options.groupSize != 0 {
                 var r = base
                 r.note = "\(columns) input features are not a multiple of the group size \(options.groupSize): kept"
-                return try kept(source, toGGUF: false, report: report, result: r)
+                return try kept(source, toGGUF: false, report: &report, result: r)
             }
             return try CompressedTensorsOutputs.make(source, bits: bits, strategy: strategy, symmetric: !options.asymmetric,
-                                                     report: report, result: base, note: note, cache: cache)
+                                                     report: &report, result: base, note: note, cache: cache)
         default:
             preconditionFailure("every QuantType is handled above")
         }
@@ -60,76 +60,76 @@ enum QuantizedOutputs {
     /// safetensors, bitsandbytes or compressed-tensors weights in GGUF) is dequantized to its original
     /// float dtype (F32 for ggml blocks).
     /// With `asStored` (llama.cpp's rules on a GGUF input) a GGUF tensor is copied in its own type.
-    static func kept(_ source: SourceTensor, toGGUF: Bool, report: QuantizeReport, result: TensorQuantResult,
+    static func kept(_ source: SourceTensor, toGGUF: Bool, report: inout QuantizeReport, result: TensorQuantResult,
                      asStored: Bool = false) throws -> [OutputTensor] {
         let info = source.info
         if toGGUF, !asStored, info.shape.count <= 1, let d = info.type.dtype, d.isComputableFloat, d != .f32 {
-            return [cast(source, to: .f32, report: report, result: result, note: result.note, measured: false)]
+            return [cast(source, to: .f32, report: &report, result: result, note: result.note, measured: false)]
         }
         if source.logical.isQuantized && (toGGUF == (source.blockType == nil)) {
             var r = result
             let dtype = source.blockType == nil ? source.floatDType : .f32
             r.note = "\(source.logical.storage) cannot be stored in this output: dequantized to \(dtype.rawValue)"
-            return [cast(source, to: dtype, report: report, result: r, note: r.note, measured: false)]
+            return [cast(source, to: dtype, report: &report, result: r, note: r.note, measured: false)]
         }
         report.record(result)
         return try source.copies()
     }
 
     /// A float cast (f32/f16/bf16 targets and fallbacks), measured unless `measured` is false.
-    static func cast(_ source: SourceTensor, to dtype: DType, report: QuantizeReport, result: TensorQuantResult,
+    static func cast(_ source: SourceTensor, to dtype: DType, report: inout QuantizeReport, result: TensorQuantResult,
                      note: String?, measured: Bool = true) -> OutputTensor {
         var r = result
         r.to = dtype.rawValue
         r.bytesAfter = TensorType.plain(dtype).byteCount(elements: result.parameters) ?? 0
         if let note { r.note = note }
         report.record(r)
-        return OutputTensor(name: r.name, type: .plain(dtype), shape: r.shape, content: .compute { buf in
+        let name = r.name, shape = r.shape
+        return OutputTensor(name: name, type: .plain(dtype), shape: shape, content: .compute { buf in
             // Kept tensors (not measured) are widened as they are: the NaN policy is for quantized ones.
             let values = measured ? try source.values() : try source.logical.decode()
-            try values.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: r.name) }
-            if measured && dtype != .f32 {
-                var back = [Float](repeating: 0, count: values.count)
-                try back.withUnsafeMutableBufferPointer { try FloatConversion.decode(.plain(dtype), UnsafeRawBufferPointer(buf), into: $0) }
-                record(values, back, name: r.name, report: report)
-            }
-        }, onWritten: source.release)
+            try values.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: name) }
+            guard measured && dtype != .f32 else { return .none }
+            var back = [Float](repeating: 0, count: values.count)
+            try back.withUnsafeMutableBufferPointer { try FloatConversion.decode(.plain(dtype), UnsafeRawBufferPointer(buf), into: $0) }
+            return TensorOutcome(error: error(values, back))
+        }, action: measured ? "cast to \(dtype.rawValue)" : "widen to \(dtype.rawValue)", onWritten: source.release)
     }
 
     /// A ggml block type, bit-identical to ggml's reference quantizer.
     /// With `importance` (an imatrix entry: one row of `columns` values per expert), ggml's weighted
     /// quantizer, as `ggml_quantize_chunk` with `quant_weights`.
-    static func ggml(_ source: SourceTensor, type: GGMLType, report: QuantizeReport, result: TensorQuantResult, note: String?,
+    static func ggml(_ source: SourceTensor, type: GGMLType, report: inout QuantizeReport, result: TensorQuantResult, note: String?,
                      importance: [Float]? = nil) -> OutputTensor {
         var r = result
         r.to = type.name
         r.bytesAfter = TensorType.block(type).byteCount(elements: r.parameters) ?? 0
         r.note = note
         report.record(r)
-        return OutputTensor(name: r.name, type: .block(type), shape: r.shape, content: .compute { buf in
+        let name = r.name, shape = r.shape
+        return OutputTensor(name: name, type: .block(type), shape: shape, content: .compute { buf in
             // The quantizer refuses NaN and Inf itself (ggml's result is undefined for them).
             let error = try source.withValues(checkFinite: false) { values in
                 do {
                     if let importance {
-                        return try WeightedQuantize.quantizeMeasuring(type, values, columns: r.shape.last ?? 1, importance: importance, into: buf)
+                        return try WeightedQuantize.quantizeMeasuring(type, values, columns: shape.last ?? 1, importance: importance, into: buf)
                     }
                     return try GGMLQuantize.quantizeMeasuring(type, values, into: buf)
                 } catch let ScalpelError.invalid(_, _, reason) {
                     let nonfinite = values.contains { !$0.isFinite }
-                    throw ScalpelError.invalid(file: source.checkpoint.path, tensor: r.name, reason: nonfinite
+                    throw ScalpelError.invalid(file: source.checkpoint.path, tensor: name, reason: nonfinite
                         ? "has NaN or infinite values, which ggml's \(type.name) cannot quantize (--allow-nonfinite does not apply to GGUF types): \(reason)"
                         : reason)
                 }
             }
-            report.setError(r.name, error)
-        }, onWritten: source.release)
+            return TensorOutcome(error: error)
+        }, action: "quantize to \(type.name)", onWritten: source.release)
     }
 
-    /// Records the error of a round trip.
-    static func record(_ original: [Float], _ reconstructed: [Float], name: String, report: QuantizeReport) {
-        let e = original.withUnsafeBufferPointer { o in
+    /// The error of a round trip.
+    static func error(_ original: [Float], _ reconstructed: [Float]) -> QuantError {
+        original.withUnsafeBufferPointer { o in
             reconstructed.withUnsafeBufferPointer { QuantError.measure(original: o, reconstructed: $0) }
         }
-        report.setError(name, e)
     }
 }

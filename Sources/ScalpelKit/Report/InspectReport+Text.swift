@@ -5,14 +5,14 @@ extension InspectReport {
         let base: [(String, String)] = [
             ("format", format.rawValue + (compressed ? " (zstd-compressed)" : "")),
             ("tensors", Format.grouped(totals.tensors)),
-            ("parameters", "\(Format.grouped(totals.parameters)) (\(Format.count(totals.parameters)))"),
+            (quantizedWeights.isEmpty ? "parameters" : "stored elements", "\(Format.grouped(totals.parameters)) (\(Format.count(totals.parameters)))"),
             ("file size", "\(Format.grouped(fileBytes)) bytes (\(Format.bytes(fileBytes)))"),
             ("tensor data", "\(Format.grouped(totals.bytes)) bytes (\(Format.bytes(totals.bytes)))"),
             ("bits/parameter", Format.fixed(bitsPerParameter, 2)),
         ]
         var summary = base
         if !quantizedWeights.isEmpty {
-            summary.insert(("as weights", "\(Format.grouped(logicalParameters)) (\(Format.count(logicalParameters))), "
+            summary.insert(("parameters", "\(Format.grouped(logicalParameters)) (\(Format.count(logicalParameters))), "
                 + quantizedWeights.map { "\($0.1.tensors) \($0.0)" }.joined(separator: ", ") + " weights in "
                 + Format.bytes(quantizedWeights.reduce(0) { $0 + $1.1.bytes })), at: 3)
             summary[summary.count - 1].1 += ", " + Format.fixed(Double(totals.bytes) * 8 / Double(max(1, logicalParameters)), 2) + " per weight parameter"
@@ -25,17 +25,17 @@ extension InspectReport {
             out.append("")
             out.append("adapter (PEFT LoRA)")
             let scaling = a.loraAlpha / (a.useRSLoRA ? Double(a.r).squareRoot() : Double(a.r))
-            out.append("  r \(a.r), lora_alpha \(Format.stat(a.loraAlpha)), scaling \(Format.stat(scaling))"
+            out.append("  r \(a.r), lora_alpha \(Format.number(a.loraAlpha)), scaling \(Format.number(scaling))"
                 + (a.useRSLoRA ? " (rsLoRA)" : "") + (a.useDoRA ? ", DoRA" : ""))
-            out.append("  target modules: " + a.targetModuleNames.joined(separator: ", "))
+            out.append(contentsOf: InspectReport.wrapped("  target modules: ", a.targetModuleNames))
             if !adapterRanks.isEmpty {
                 out.append("  ranks in file: " + adapterRanks.map { "r=\($0.0) x\($0.1)" }.joined(separator: ", "))
             }
             if !a.rankPattern.isEmpty {
-                out.append("  rank_pattern: " + InspectReport.patterns(a.rankPattern.map { "\($0.0)=\($0.1)" }))
+                out.append("  rank_pattern: " + InspectReport.patterns(a.rankPattern.map { "\(InspectReport.unescaped($0.0))=\($0.1)" }))
             }
             if !a.alphaPattern.isEmpty {
-                out.append("  alpha_pattern: " + InspectReport.patterns(a.alphaPattern.map { "\($0.0)=\(Format.stat($0.1))" }))
+                out.append("  alpha_pattern: " + InspectReport.patterns(a.alphaPattern.map { "\(InspectReport.unescaped($0.0))=\(Format.number($0.1))" }))
             }
         }
 
@@ -88,6 +88,33 @@ extension InspectReport {
     }
 
     /// Pattern entries in one line: all of a few, else the first three and a count (--json has all).
+    /// `prefix` then `items` separated by commas, wrapped at 100 columns with continuation lines
+    /// indented under the first item.
+    static func wrapped(_ prefix: String, _ items: [String]) -> [String] {
+        var lines: [String] = []
+        var line = prefix
+        for (i, item) in items.enumerated() {
+            let piece = item + (i < items.count - 1 ? "," : "")
+            if line.count > prefix.count && line.count + 1 + piece.count > 100 {
+                lines.append(line)
+                line = String(repeating: " ", count: prefix.count)
+            }
+            line += (line.count > prefix.count ? " " : "") + piece
+        }
+        return lines + [line]
+    }
+
+    /// A rank/alpha pattern as written in configs (regex-escaped module paths, as PEFT matches them)
+    /// shown as the module path it stands for: `model\.layers\.0\.q_proj` -> `model.layers.0.q_proj`.
+    static func unescaped(_ pattern: String) -> String {
+        var out = ""
+        var escaping = false
+        for c in pattern {
+            if escaping || c != "\\" { out.append(c); escaping = false } else { escaping = true }
+        }
+        return out
+    }
+
     static func patterns(_ entries: [String]) -> String {
         entries.count <= 4 ? entries.joined(separator: ", ")
             : entries.prefix(3).joined(separator: ", ") + ", ... (\(entries.count) entries; --json lists all)"

@@ -40,6 +40,19 @@ public enum Format {
         return (n < 0 ? "-" : "") + out
     }
 
+    /// "1 tensor", "104 tensors", "128,512 parameters": grouped digits and a plural that agrees.
+    public static func counted(_ n: Int, _ noun: String) -> String {
+        grouped(n) + " " + noun + (n == 1 ? "" : "s")
+    }
+
+    /// A configuration number as people write it: 16 -> "16", 0.5 -> "0.5", 1/3 -> "0.3333".
+    public static func number(_ v: Double) -> String {
+        if v.isFinite && v == v.rounded() && abs(v) < 1e15 { return String(Int(v)) }
+        var s = stat(v)
+        if s.contains("."), !s.contains("e") { while s.hasSuffix("0") { s.removeLast() } }
+        return s
+    }
+
     /// 22713728 -> "22.7M".
     public static func count(_ n: Int) -> String {
         let d = Double(n)

@@ -39,22 +39,29 @@ public enum Convert {
         }
     }
 
-    /// Plans the output tensors and metadata of converting `input` for `destination`.
-    public static func plan(_ input: Checkpoint, for destination: Destination, options: Options) throws -> (tensors: [OutputTensor], metadata: Metadata, summary: Summary) {
+    /// Plans converting `input` to `destination`: float tensors cast to `options.dtype`, block-quantized
+    /// tensors dequantized when the output cannot hold them (or a dtype is asked), everything else
+    /// copied. A folder output gets the input folder's companion files (config.json, tokenizer...).
+    public static func plan(_ input: Checkpoint, for destination: Destination, options: Options) throws -> Plan {
         var summary = Summary()
         var out: [OutputTensor] = []
         let toGGUF = destination.kind == .gguf
         for (i, info) in input.tensors.enumerated() {
             let view = try input.view(at: i)
-            let release = { input.release(info.name) }
+            let release: @Sendable () -> Void = { input.release(info.name) }
             summary.tensors += 1
             summary.bytesRead += info.byteCount
             var target: DType? = nil
+            var action = ""
             switch info.type {
             case .plain(let d) where d.isComputableFloat:
-                if let want = options.dtype, want != d { target = want; summary.cast += 1 }
-            case .block:
-                if !toGGUF || options.dtype != nil { target = options.dtype ?? .f32; summary.dequantized += 1 }
+                if let want = options.dtype, want != d { target = want; summary.cast += 1; action = "cast \(d.rawValue) to \(want.rawValue)" }
+            case .block(let g):
+                if !toGGUF || options.dtype != nil {
+                    target = options.dtype ?? .f32
+                    summary.dequantized += 1
+                    action = "dequantize \(g.name) to \(target!.rawValue)"
+                }
             default:
                 break
             }
@@ -62,13 +69,29 @@ public enum Convert {
                 let count = info.elementCount
                 out.append(OutputTensor(name: info.name, type: .plain(target), shape: info.shape, content: .compute { buf in
                     try FloatConversion.cast(view.bytes, from: info.type, to: target, count: count, into: buf, tensor: info.name)
-                }, onWritten: release))
+                    return .none
+                }, action: action, onWritten: release))
             } else {
                 out.append(OutputTensor(copying: view, onWritten: release))
             }
             summary.bytesWritten += out.last!.byteCount
         }
-        return (out, metadata(input, toGGUF: toGGUF, outputs: out, options: options), summary)
+        var plan = Plan(destination: destination, tensors: out, metadata: metadata(input, toGGUF: toGGUF, outputs: out, options: options),
+                        ggufAlignment: input.alignment ?? 32,
+                        companions: destination.isFolder ? try ModelFolder(checkpointPath: input.path).extras(quantizationConfig: nil) : [],
+                        inputs: input.sourcePaths)
+        let done = summary
+        plan.report = { result in
+            var parts = ["\(Format.counted(done.tensors, "tensor")), \(Format.bytes(done.bytesWritten)) of tensor data"]
+            if done.cast > 0 { parts.append("\(done.cast) cast to \(options.dtype!.rawValue)") }
+            if done.dequantized > 0 { parts.append("\(done.dequantized) dequantized") }
+            parts.append(Format.fixed(Double(done.bytesRead) / max(result.seconds, 1e-9) / 1e9, 2) + " GB/s read")
+            return Report(text: "converted " + parts.joined(separator: ", "), fields: [
+                ("tensors", .int(done.tensors)), ("cast", .int(done.cast)), ("dequantized", .int(done.dequantized)),
+                ("bytes_read", .int(done.bytesRead)),
+            ])
+        }
+        return plan
     }
 
     /// Output metadata: the input's, plus for GGUF outputs `general.architecture`, `general.name` and

@@ -14,7 +14,8 @@ struct AdapterLayout {
             OutputTensor(name: name, type: .plain(dtype), shape: [m.rows, m.cols], content: .compute { buf in
                 let v = scale == 1 ? m.values : m.values.map { $0 * scale }
                 try v.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: name) }
-            })
+                return .none
+            }, action: "write factor")
         }
         let paths = factors.map { PEFTAdapterWriter.modulePath(ofBaseTensor: $0.name) }
         switch format {

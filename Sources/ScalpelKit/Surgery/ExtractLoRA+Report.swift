@@ -50,7 +50,7 @@ extension ExtractLoRA.Result {
         }
         let unchanged = results.filter { $0.status == "unchanged" }.count
         lines.append("")
-        lines.append("\(decomposed.count) tensors decomposed, \(unchanged) unchanged; adapter: \(Format.grouped(adapterParameters)) parameters, "
+        lines.append("\(Format.counted(decomposed.count, "tensor")) decomposed, \(unchanged) unchanged; adapter: \(Format.counted(adapterParameters, "parameter")), "
             + "\(Format.bytes(adapterBytes)); keeps \(Format.fixed(100 * keptShare, 2))% of the fine-tune's difference (Frobenius energy)")
         return lines.joined(separator: "\n")
     }

@@ -63,7 +63,7 @@ public enum ExtractLoRA {
     }
 
     /// The extracted adapter, ready to write, and the per-tensor results.
-    public struct Result {
+    public struct Result: Sendable {
         public var tensors: [OutputTensor]
         public var config: AdapterConfig?
         public var metadata: Metadata
@@ -178,13 +178,59 @@ public enum ExtractLoRA {
                       adapterBytes: layout.tensors.reduce(0) { $0 + $1.byteCount })
     }
 
-    /// Writes the result: a PEFT adapter folder, or a GGUF LoRA file.
-    public static func write(_ result: Result, to path: String, format: OutputFormat) throws {
-        switch format {
-        case .peft:
-            try PEFTAdapterWriter.write(tensors: result.tensors, config: result.config!, to: path)
-        case .gguf:
-            try GGUFWriter.write(result.tensors, metadata: result.metadata, to: path)
+    /// Extracts the adapter (`run`) and plans writing it to `path`: a PEFT adapter folder with
+    /// `adapter_config.json` (its `task_type` from the base folder's config.json when it says) and a
+    /// README.md model card, or a GGUF LoRA file. Warns when a `--max-error` or `--energy` target was
+    /// missed because of `maxRank`.
+    public static func plan(base: Checkpoint, tuned: Checkpoint, options: Options, to path: String,
+                            log: (TensorResult) -> Void = { _ in }) throws -> Plan {
+        guard base.tensors.contains(where: { tuned.index(of: $0.name) != nil }) else {
+            throw ScalpelError.invalid(file: tuned.path, tensor: nil, reason: "no tensor name is in both checkpoints (base has \(base.tensors.first?.name ?? "no tensors"), tuned has \(tuned.tensors.first?.name ?? "no tensors")): they are not the same model, or not named the same way")
         }
+        var result = try run(base: base, tuned: tuned, options: options, log: log)
+        let inputs = base.sourcePaths + tuned.sourcePaths
+        var plan: Plan
+        switch options.format {
+        case .peft:
+            var config = result.config!
+            if let task = ModelCard.taskType(modelPath: base.path) { config.json = config.json.setting("task_type", to: .string(task)) }
+            result.config = config
+            let decomposed = result.results.filter { $0.status == "decomposed" }
+            let card = ModelCard.adapter(title: "LoRA adapter extracted from a fine-tune",
+                                         baseModel: config.json["base_model_name_or_path"]?.stringValue, lines: [
+                "Made by `scalpel extract-lora` from the difference between `\(tuned.path)` and `\(base.path)`:",
+                "\(decomposed.count) weights factored by truncated SVD, ranks \(decomposed.map(\.rank).min() ?? 0)-\(decomposed.map(\.rank).max() ?? 0);",
+                "the factors keep \(Format.fixed(100 * result.keptShare, 2))% of the fine-tune's difference (Frobenius energy).",
+            ])
+            plan = try PEFTAdapterWriter.plan(tensors: result.tensors, config: config, to: path, inputs: inputs, modelCard: card)
+        case .gguf:
+            plan = Plan(destination: try Destination(path: path), tensors: result.tensors, metadata: result.metadata, inputs: inputs)
+        }
+        plan.warnings = missedTargetWarnings(result, options: options) + options.selection.warnings(names: base.tensors.map(\.name), file: base.path)
+        let done = result
+        plan.report = { _ in
+            guard case .object(let fields) = done.json else { return Report(text: done.text, details: done) }
+            return Report(text: done.text, fields: fields, details: done)
+        }
+        return plan
+    }
+
+    /// A warning when `--max-error` or `--energy` could not be met within `--max-rank`.
+    static func missedTargetWarnings(_ result: Result, options: Options) -> [String] {
+        let decomposed = result.results.filter { $0.status == "decomposed" }
+        let missed: [TensorResult]
+        let target: String
+        switch options.rule {
+        case .maxError(let e):
+            missed = decomposed.filter { $0.relativeError > e * (1 + 1e-6) }
+            target = "--max-error \(e)"
+        case .energy(let f):
+            missed = decomposed.filter { $0.keptEnergy < f * (1 - 1e-6) }
+            target = "--energy \(f)"
+        case .fixed:
+            return []
+        }
+        guard let worst = missed.max(by: { $0.relativeError < $1.relativeError }) else { return [] }
+        return ["\(Format.counted(missed.count, "tensor")) missed \(target) at the rank cap (--max-rank \(options.maxRank == Int.max ? "none" : String(options.maxRank))): worst relative error \(Format.fixed(worst.relativeError, 4)) in \(worst.name) at rank \(worst.rank)"]
     }
 }

@@ -48,6 +48,8 @@ public enum Merge {
         public var replaced = 0
         /// Changed tensors of a quantized base written back to their ggml block type.
         public var requantized = 0
+        /// The merged tensors re-quantized to their ggml type, with the error that added (after writing).
+        public var requantizations: [Requantization] = []
         /// Adapter tensors skipped under `ignoreMissing`, as "ADAPTER: TENSOR: reason".
         public var ignored: [String] = []
         /// How adapter names were lined up with the base's, when not unchanged.
@@ -56,13 +58,12 @@ public enum Merge {
         public var bytesWritten = 0
     }
 
-    /// A planned merge: the output tensors (computed while written), metadata, what the merge does, and
-    /// the re-quantization error of merged tensors of a quantized base (filled in while writing).
-    public struct Plan {
-        public var tensors: [OutputTensor]
-        public var metadata: Metadata
-        public var summary: Summary
-        public var requantization: MergeRequantization
+    /// A merged tensor of a quantized base written back to its ggml type.
+    public struct Requantization: Sendable {
+        public var tensor: String
+        public var type: String
+        /// The re-quantized values against the merged f32 ones.
+        public var error: QuantError
     }
 
     /// Plans the output of merging `adapters` (in order) into `base` for `destination`.
@@ -76,6 +77,9 @@ public enum Merge {
     ///   tensor that is not a float, a ggml type Scalpel cannot re-quantize, a bitsandbytes or
     ///   compressed-tensors weight, and any error of `Convert.plan`. Errors met while the data is computed
     ///   (a negative weight on a replacement) are thrown by the writer.
+    ///
+    /// A folder output gets the base folder's companion files (config.json, tokenizer...). The report
+    /// gives what changed and, for a quantized base, the error re-quantization added.
     public static func plan(base: Checkpoint, adapters: [WeightedAdapter], for destination: Destination, options: Options = Options()) throws -> Plan {
         var summary = Summary()
         var edits: [String: [MergeEdit]] = [:]
@@ -85,20 +89,57 @@ public enum Merge {
                 edits[target, default: []].append(edit)
             }
         }
-        let converted = try Convert.plan(base, for: destination, options: .init(dtype: options.dtype))
-        let requantization = MergeRequantization()
-        var tensors = converted.tensors
+        var plan = try Convert.plan(base, for: destination, options: .init(dtype: options.dtype))
+        var requantized: [(tensor: String, type: String)] = []
         for (i, info) in base.tensors.enumerated() {
             guard let list = edits[info.name] else { continue }
             let outType = try outputType(info, base: base, dtype: options.dtype, toGGUF: destination.kind == .gguf)
-            if case .block = outType { summary.requantized += 1 }
-            tensors[i] = try mergedTensor(base, index: i, edits: list, outType: outType, requantization: requantization)
+            if case .block(let g) = outType {
+                summary.requantized += 1
+                requantized.append((info.name, g.name))
+            }
+            plan.tensors[i] = try mergedTensor(base, index: i, edits: list, outType: outType)
             summary.changed += 1
         }
-        summary.tensors = tensors.count
-        summary.bytesRead = converted.summary.bytesRead + adapters.reduce(0) { $0 + $1.adapter.checkpoint.dataBytes }
-        summary.bytesWritten = tensors.reduce(0) { $0 + $1.byteCount }
-        return Plan(tensors: tensors, metadata: converted.metadata, summary: summary, requantization: requantization)
+        guard summary.changed > 0 else {
+            throw ScalpelError.invalid(file: adapters.first?.adapter.path, tensor: nil, reason: "no adapter tensor matches a tensor of \(base.path): nothing would be merged" + (summary.ignored.isEmpty ? "" : " (--ignore-missing skipped \(summary.ignored.count))"))
+        }
+        summary.tensors = plan.tensors.count
+        summary.bytesRead = base.dataBytes + adapters.reduce(0) { $0 + $1.adapter.checkpoint.dataBytes }
+        summary.bytesWritten = plan.tensors.reduce(0) { $0 + $1.byteCount }
+        plan.inputs += adapters.flatMap { $0.adapter.checkpoint.sourcePaths }
+        plan.warnings += summary.ignored.map { "skipped \($0)" }
+        let done = summary, count = adapters.count
+        let requantizedTensors = requantized
+        plan.report = { result in report(done, adapters: count, requantized: requantizedTensors, outcomes: result.outcomes) }
+        return plan
+    }
+
+    /// The merge's summary and, for a quantized base, the error re-quantization added.
+    static func report(_ summary: Summary, adapters: Int, requantized: [(tensor: String, type: String)], outcomes: [String: TensorOutcome]) -> Report {
+        var s = summary
+        s.requantizations = requantized.compactMap { r in outcomes[r.tensor]?.error.map { Requantization(tensor: r.tensor, type: r.type, error: $0) } }
+        var parts = [Format.counted(s.products, "LoRA product")]
+        if s.dora > 0 { parts.append("\(s.dora) of them DoRA") }
+        if s.biases > 0 { parts.append(Format.counted(s.biases, "bias").replacingOccurrences(of: "biass", with: "biases")) }
+        if s.replaced > 0 { parts.append("\(s.replaced) replaced") }
+        var lines = s.notes.map { "note: " + $0 }
+        lines.append("merged \(Format.counted(adapters, "adapter")) into \(Format.counted(s.changed, "tensor")) (\(parts.joined(separator: ", "))); \(s.tensors - s.changed) unchanged")
+        var fields: [(String, JSONValue)] = [
+            ("adapters", .int(adapters)), ("tensors", .int(s.tensors)), ("changed", .int(s.changed)), ("products", .int(s.products)),
+            ("dora", .int(s.dora)), ("biases", .int(s.biases)), ("replaced", .int(s.replaced)),
+            ("ignored", .array(s.ignored.map { .string($0) })), ("notes", .array(s.notes.map { .string($0) })),
+        ]
+        let entries = s.requantizations
+        if let worst = entries.max(by: { $0.error.relativeRMSE < $1.error.relativeRMSE }) {
+            let total = QuantError.combined(entries.map(\.error))
+            let types = Set(entries.map(\.type)).sorted().joined(separator: ", ")
+            lines.append("re-quantized \(Format.counted(entries.count, "merged tensor")) to \(types) (the base's types): added relative RMS error \(Format.stat(total.relativeRMSE)) overall (SQNR \(Format.fixed(total.sqnrDB, 1)) dB), largest \(Format.stat(worst.error.relativeRMSE)) in \(worst.tensor)")
+            fields.append(("requantized", .array(entries.map {
+                .object([("tensor", .string($0.tensor)), ("type", .string($0.type)), ("relative_rmse", .double($0.error.relativeRMSE)), ("sqnr_db", .double($0.error.sqnrDB))])
+            })))
+        }
+        return Report(text: lines.joined(separator: "\n"), fields: fields, details: s)
     }
 
     /// The quantized safetensors layouts of the base (bitsandbytes, compressed-tensors): logical weight
@@ -213,8 +254,7 @@ public enum Merge {
     /// The output tensor of a changed base tensor: decoded to f32, edited, encoded, in fixed chunks of
     /// rows processed in parallel (each chunk's sgemm single-threaded), so results do not depend on the
     /// thread count. A tensor with an edit that needs all rows at once is one chunk.
-    private static func mergedTensor(_ base: Checkpoint, index i: Int, edits: [MergeEdit], outType: TensorType,
-                                     requantization: MergeRequantization) throws -> OutputTensor {
+    private static func mergedTensor(_ base: Checkpoint, index i: Int, edits: [MergeEdit], outType: TensorType) throws -> OutputTensor {
         let info = base.tensors[i]
         let view = try base.view(at: i)
         let rows = info.shape.first ?? 1
@@ -239,10 +279,9 @@ public enum Merge {
                     }
                 }
             }
-            if case .block(let g) = outType, let first = errors.first ?? nil {
-                requantization.record(info.name, type: g, error: errors.dropFirst().reduce(first) { MergeRequantization.combine($0, $1!) })
-            }
-        }, onWritten: { base.release(info.name) })
+            guard case .block = outType else { return .none }
+            return TensorOutcome(error: QuantError.combined(errors.compactMap { $0 }))
+        }, action: "merge \(Format.counted(edits.count, "edit"))" + (outType == info.type ? "" : " as \(outType)"), onWritten: { base.release(info.name) })
     }
 
     /// Encodes merged f32 values as `type`; for a ggml block type (ggml's reference quantizer), returns
@@ -260,15 +299,5 @@ public enum Merge {
             try back.withUnsafeMutableBufferPointer { try GGMLDequantize.dequantize(g, UnsafeRawBufferPointer(dst), into: $0) }
             return back.withUnsafeBufferPointer { QuantError.measure(original: w, reconstructed: $0) }
         }
-    }
-
-    /// Writes a planned merge to `destination`. When the output is a folder and the base is a folder, the
-    /// base's other files (config.json, tokenizer files, ...) are copied into it before it is renamed into
-    /// place. Returns the names of the files copied.
-    public static func write(_ tensors: [OutputTensor], metadata: Metadata, to destination: Destination, base: Checkpoint) throws -> [String] {
-        let folder = ModelFolder(checkpointPath: base.path)
-        let extras = destination.isFolder ? try folder.extras(quantizationConfig: nil) : []
-        try destination.write(tensors, metadata: metadata, ggufAlignment: base.alignment ?? 32, extras: extras)
-        return destination.isFolder ? folder.companionFiles : []
     }
 }

@@ -56,6 +56,12 @@ public enum Prune {
             }
         }
 
+        /// "50% per tensor", "2:4": what `--dry-run` and `--verbose` show.
+        public var description: String {
+            if case .pattern(let keep, let group) = self { return "\(keep):\(group)" }
+            return Format.fixed(targetSparsity * 100, 1) + "% per " + scopeName
+        }
+
         /// The fraction of elements asked to be removed.
         public var targetSparsity: Double {
             switch self {
@@ -82,12 +88,13 @@ public enum Prune {
     /// Selected tensors are checked first (float dtype; row length a multiple of M for N:M), so a bad
     /// input fails before anything is written. For `global` scope the threshold is computed here, in
     /// passes over the selected tensors that release each tensor's pages when done; the other scopes
-    /// select inside each tensor while it is written. The ledger fills in as tensors are written.
+    /// select inside each tensor while it is written; each returns its counts, from which the report is
+    /// built after writing. A folder output gets the input folder's companion files.
     /// - Throws: `ScalpelError.invalid` naming the file and tensor when a selected tensor cannot be
     ///   pruned, or when nothing is selected.
-    public static func plan(_ input: Checkpoint, for destination: Destination, options: Options) throws -> (tensors: [OutputTensor], metadata: Metadata, ledger: PruneLedger) {
+    public static func plan(_ input: Checkpoint, for destination: Destination, options: Options) throws -> Plan {
         var chosen: [Int] = []
-        var skipped: [PruneLedger.Skipped] = []
+        var skipped: [PruneReport.Skipped] = []
         let toGGUF = destination.kind == .gguf
         for (i, info) in input.tensors.enumerated() {
             if let reason = options.selection.exclusionReason(info) {
@@ -103,19 +110,29 @@ public enum Prune {
         let global: [MagnitudeThreshold]? = if case .global(let amount) = options.method {
             try globalThresholds(input, chosen, amount)
         } else { nil }
-        let base = try Convert.plan(input, for: destination, options: .init())
-        var tensors = base.tensors
+        var plan = try Convert.plan(input, for: destination, options: .init())
         let outputs = chosen.map { i -> TensorInfo in
             var info = input.tensors[i]
             info.type = outputType(info.type, toGGUF: toGGUF)
             return info
         }
-        let ledger = PruneLedger(method: options.method, tensors: outputs, skipped: skipped)
         for (slot, i) in chosen.enumerated() {
-            tensors[i] = try prunedTensor(input, index: i, as: outputs[slot].type, method: options.method,
-                                          threshold: global?[slot], ledger: ledger, slot: slot)
+            plan.tensors[i] = try prunedTensor(input, index: i, as: outputs[slot].type, method: options.method, threshold: global?[slot])
         }
-        return (tensors, base.metadata, ledger)
+        let method = options.method
+        plan.report = { [skipped] result in
+            let entries = outputs.map { info -> PruneReport.Entry in
+                let outcome = result.outcomes[info.name]
+                var requantization: PruneReport.Requantization? = nil
+                if case .block(let g) = info.type, let error = outcome?.error { requantization = .init(type: g, error: error) }
+                return PruneReport.Entry(name: info.name, type: info.type, shape: info.shape, counts: outcome?.pruned ?? PruneCounts(),
+                                         requantization: requantization)
+            }
+            let report = PruneReport(method: method, tensors: entries, skipped: skipped)
+            guard case .object(let fields) = report.json else { return Report(text: report.text, details: report) }
+            return Report(text: report.text, fields: fields, details: report)
+        }
+        return plan
     }
 
     /// The type a pruned tensor is written as: its own, except that a ggml block type becomes F32 when
@@ -128,22 +145,21 @@ public enum Prune {
     /// The output tensor of a selected tensor. Block-quantized tensors are dequantized, pruned on the
     /// dequantized values and, when `type` is the same block type, re-quantized with ggml's reference
     /// quantizer (the achieved sparsity is then counted on the re-quantized values).
-    static func prunedTensor(_ input: Checkpoint, index i: Int, as type: TensorType, method: Method, threshold: MagnitudeThreshold?,
-                             ledger: PruneLedger, slot: Int) throws -> OutputTensor {
+    static func prunedTensor(_ input: Checkpoint, index i: Int, as type: TensorType, method: Method,
+                             threshold: MagnitudeThreshold?) throws -> OutputTensor {
         let info = input.tensors[i]
         let view = try input.view(at: i)
         return OutputTensor(name: info.name, type: type, shape: info.shape, content: .compute { buf in
             try withMagnitudes(view, file: input.path) { source in
                 guard case .block(let g) = type else {
-                    ledger.record(slot, apply(method, to: source, shape: info.shape, threshold: threshold, into: buf))
-                    return
+                    return TensorOutcome(pruned: apply(method, to: source, shape: info.shape, threshold: threshold, into: buf))
                 }
                 var pruned = [Float](repeating: 0, count: source.count)
                 var counts = pruned.withUnsafeMutableBytes { apply(method, to: source, shape: info.shape, threshold: threshold, into: $0) }
                 let error = try requantize(pruned, as: g, into: buf, counts: &counts, file: input.path, tensor: info.name)
-                ledger.record(slot, counts, requantization: PruneLedger.Requantization(type: g, error: error))
+                return TensorOutcome(error: error, pruned: counts)
             }
-        }, onWritten: { input.release(info.name) })
+        }, action: "prune " + method.description, onWritten: { input.release(info.name) })
     }
 
     /// Quantizes pruned values to `type` into `out`; counts the zeros of the re-quantized values into

@@ -8,12 +8,25 @@ public struct PruneReport: Sendable {
         public var shape: [Int]
         public var counts: PruneCounts
         /// Set for a block-quantized tensor re-quantized after pruning.
-        public var requantization: PruneLedger.Requantization?
+        public var requantization: Requantization?
+    }
+
+    /// A tensor left as it is, and why.
+    public struct Skipped: Sendable, Equatable {
+        public var name: String
+        public var reason: String
+    }
+
+    /// A tensor that was dequantized, pruned and re-quantized to its ggml type.
+    public struct Requantization: Sendable, Equatable {
+        public var type: GGMLType
+        /// The re-quantized values against the pruned ones.
+        public var error: QuantError
     }
 
     public var method: Prune.Method
     public var tensors: [Entry]
-    public var skipped: [PruneLedger.Skipped]
+    public var skipped: [Skipped]
 
     /// The fraction each tensor was asked to lose (the same for all; `global` reaches it overall).
     public var targetSparsity: Double { method.targetSparsity }
@@ -26,7 +39,7 @@ public struct PruneReport: Sendable {
     }
 
     /// The re-quantizations, in tensor order.
-    var requantized: [PruneLedger.Requantization] { tensors.compactMap(\.requantization) }
+    var requantized: [Requantization] { tensors.compactMap(\.requantization) }
 
     /// "2:4" for N:M, else nil.
     var patternText: String? {

@@ -87,24 +87,40 @@ public enum Stack {
         /// Full tensors carried over from the inputs (modules_to_save, embedding base layers).
         public var carried = 0
         public var bytesWritten = 0
+        /// What the SVD step lost in each module (after writing; empty for the methods without it).
+        public var truncations: [ModuleTruncation] = []
+
+        /// `sqrt(sum lost / sum energy)` over all modules (nil without an SVD step).
+        public var overallRelativeError: Double? {
+            guard !truncations.isEmpty else { return nil }
+            let energy = truncations.reduce(0) { $0 + $1.energy }, lost = truncations.reduce(0) { $0 + $1.lostEnergy }
+            return energy > 0 ? (lost / energy).squareRoot() : 0
+        }
     }
 
-    /// A planned stack: output tensors (computed while written), the adapter config, what the stack
-    /// produces, and the SVD step's losses (filled in while writing).
-    public struct Plan {
-        public var tensors: [OutputTensor]
-        public var config: AdapterConfig
-        public var summary: Summary
-        public var truncation: StackTruncation
+    /// How much the SVD step of a stack lost in one module.
+    public struct ModuleTruncation: Sendable {
+        public var module: String
+        public var rank: Int
+        /// `||D||_F^2` of the module's combined update D, and `||D - B' A'||_F^2`.
+        public var energy: Double
+        public var lostEnergy: Double
+
+        /// `||D - B' A'||_F / ||D||_F` (0 for D = 0).
+        public var relativeError: Double { energy > 0 ? (lostEnergy / energy).squareRoot() : 0 }
     }
 
-    /// Plans the stacked adapter of `inputs`.
+    /// Plans the stacked adapter folder `folder` of `inputs`: factors computed while written,
+    /// `adapter_config.json` (task_type kept when the inputs agree on it) and a README.md model card.
+    /// The report gives modules, ranks, parameters and, for the SVD methods, what truncation lost; a
+    /// warning says when the output is much larger than the inputs (the sparsifying methods store
+    /// full-rank updates).
     ///
     /// - Throws: `ScalpelError.invalid` for fewer than one input, a missing or out-of-range density, a
     ///   GGUF or DoRA input, inputs that disagree on a module's geometry or on `fan_in_fan_out`,
     ///   replacement tensors for the same target that differ between inputs, and `lora_bias` inputs
     ///   together with an embedding module (which PEFT cannot load).
-    public static func plan(_ inputs: [WeightedAdapter], options: Options) throws -> Plan {
+    public static func plan(_ inputs: [WeightedAdapter], options: Options, to folder: String) throws -> Plan {
         try check(inputs, options)
         let modules = try StackModule.union(inputs)
         var tensors: [OutputTensor] = []
@@ -114,11 +130,10 @@ public enum Stack {
         if anyBias, let embedding = modules.first(where: { $0.kind == .embedding }) {
             throw ScalpelError.invalid(file: embedding.members[0].adapter.path, tensor: embedding.members[0].module.aName, reason: "an adapter with lora_bias cannot also hold an embedding LoRA (PEFT has no lora_bias for embeddings); stack these inputs separately")
         }
-        let truncation = StackTruncation()
         let svdOptions = RandomizedSVDOptions(seed: options.seed)
         for module in modules {
             let factors = StackFactors(module, rule: rule(options), svdRank: options.method.usesSVD ? options.rank : nil,
-                                       svdOptions: svdOptions, truncation: truncation)
+                                       svdOptions: svdOptions)
             tensors += factors.outputs(includeBias: anyBias)
             ranks.append((module.path, factors.rank))
             summary.parameters += factors.rank * (module.rows + module.cols)
@@ -132,16 +147,45 @@ public enum Stack {
         summary.maxRank = ranks.map(\.1).max() ?? 0
         summary.carried = carried.count
         summary.bytesWritten = tensors.reduce(0) { $0 + $1.byteCount }
-        return Plan(tensors: tensors, config: config, summary: summary, truncation: truncation)
+        let card = ModelCard.adapter(title: "Stacked LoRA adapter", baseModel: config.json["base_model_name_or_path"]?.stringValue,
+                                     lines: ["Made by `scalpel stack --method \(options.method.rawValue)` from:"]
+                                        + inputs.map { "- `\($0.adapter.path)` (weight \($0.weight))" })
+        var plan = try PEFTAdapterWriter.plan(tensors: tensors, config: config, to: folder,
+                                              inputs: inputs.flatMap { $0.adapter.checkpoint.sourcePaths }, modelCard: card)
+        let inputBytes = inputs.reduce(0) { $0 + $1.adapter.checkpoint.dataBytes }
+        let inputRank = inputs.map { $0.adapter.modules.map(\.rank).max() ?? 0 }.reduce(0, +)
+        if summary.maxRank > max(inputRank, options.rank ?? 0) || summary.bytesWritten > 4 * max(inputBytes, 1) {
+            plan.warnings.append("the stacked adapter has rank up to \(summary.maxRank) and \(Format.bytes(summary.bytesWritten)) of factors, from inputs of \(Format.bytes(inputBytes)) (\(options.method.rawValue) stores each combined update at full rank; add --method \(options.method.usesSVD ? options.method.rawValue : options.method.rawValue + "_svd") --rank R to truncate it)")
+        }
+        let planned = summary, method = options.method, paths = modules.map { (path: $0.path, a: PEFTAdapterWriter.aKey($0.path, kind: $0.kind)) }
+        plan.report = { result in
+            var done = planned
+            done.truncations = paths.compactMap { p in
+                result.outcomes[p.a]?.truncation.map { ModuleTruncation(module: p.path, rank: $0.rank, energy: $0.energy, lostEnergy: $0.lostEnergy) }
+            }
+            return report(done, method: method)
+        }
+        return plan
     }
 
-    /// Plans and writes the stacked adapter folder `folder`; returns the plan, whose `truncation` is
-    /// then filled in.
-    @discardableResult
-    public static func write(_ inputs: [WeightedAdapter], options: Options, to folder: String) throws -> Plan {
-        let plan = try plan(inputs, options: options)
-        try PEFTAdapterWriter.write(tensors: plan.tensors, config: plan.config, to: folder)
-        return plan
+    /// The stack's summary lines and JSON fields.
+    static func report(_ done: Summary, method: Method) -> Report {
+        let ranks = done.minRank == done.maxRank ? "rank \(done.minRank)" : "ranks \(done.minRank)-\(done.maxRank)"
+        var lines = ["stacked \(Format.counted(done.adapters, "adapter")) (\(method.rawValue)): \(Format.counted(done.modules, "module")), \(ranks), \(Format.counted(done.parameters, "parameter"))"
+            + (done.carried > 0 ? ", \(Format.counted(done.carried, "full tensor")) carried" : "")]
+        var fields: [(String, JSONValue)] = [
+            ("method", .string(method.rawValue)), ("adapters", .int(done.adapters)), ("modules", .int(done.modules)),
+            ("min_rank", .int(done.minRank)), ("max_rank", .int(done.maxRank)), ("parameters", .int(done.parameters)),
+            ("carried", .int(done.carried)),
+        ]
+        if let overall = done.overallRelativeError, let worst = done.truncations.max(by: { $0.relativeError < $1.relativeError }) {
+            lines.append("SVD truncation: relative Frobenius error \(Format.stat(overall)) overall, largest \(Format.stat(worst.relativeError)) in \(worst.module)")
+            fields.append(("truncation", .object([
+                ("relative_error", .double(overall)),
+                ("modules", .array(done.truncations.map { .object([("module", .string($0.module)), ("rank", .int($0.rank)), ("relative_error", .double($0.relativeError))]) })),
+            ])))
+        }
+        return Report(text: lines.joined(separator: "\n"), fields: fields, details: done)
     }
 
     private static func check(_ inputs: [WeightedAdapter], _ options: Options) throws {

@@ -7,26 +7,27 @@
 /// - the sparsifying methods: the combined dense update D [rows, cols] as exact factors of rank
 ///   min(rows, cols): A' = D and B' = identity when rows <= cols, else B' = D and A' = identity; with the
 ///   SVD step, the randomized SVD of D truncated to min(R, rows, cols): B' = U S, A' = Vt.
-/// Whatever both factors need is computed once and dropped when both are written.
+/// Whatever both factors need is computed once and dropped when both are written. The factor whose fill
+/// computes the SVD returns its truncation as its outcome.
+/// `@unchecked Sendable`: the writer fills a file's tensors one after another on one thread, so the
+/// cached state is never touched concurrently.
 final class StackFactors: @unchecked Sendable {
     let module: StackModule
     let rule: StackCombine.Rule?
     /// The rank R of the SVD step, or nil.
     let svdRank: Int?
     let svdOptions: RandomizedSVDOptions
-    let truncation: StackTruncation
     /// The output rank.
     let rank: Int
     private var dense: [Float]?
     private var factors: LoRAFactors?
     private var unwritten = 2
 
-    init(_ module: StackModule, rule: StackCombine.Rule?, svdRank: Int?, svdOptions: RandomizedSVDOptions, truncation: StackTruncation) {
+    init(_ module: StackModule, rule: StackCombine.Rule?, svdRank: Int?, svdOptions: RandomizedSVDOptions) {
         self.module = module
         self.rule = rule
         self.svdRank = svdRank
         self.svdOptions = svdOptions
-        self.truncation = truncation
         let full = rule == nil ? module.members.reduce(0) { $0 + $1.module.rank } : min(module.rows, module.cols)
         rank = svdRank.map { min($0, full, module.rows, module.cols) } ?? full
     }
@@ -36,23 +37,28 @@ final class StackFactors: @unchecked Sendable {
         let path = module.path, kind = module.kind
         var out = [
             OutputTensor(name: PEFTAdapterWriter.aKey(path, kind: kind), type: .plain(.f32), shape: [rank, module.cols],
-                         content: .compute { [self] in try fillA($0.bindMemory(to: Float.self)) }, onWritten: { [self] in written() }),
+                         content: .compute { [self] in try fillA($0.bindMemory(to: Float.self)) }, action: "stack factor A",
+                         onWritten: { [self] in written() }),
             OutputTensor(name: PEFTAdapterWriter.bKey(path, kind: kind), type: .plain(.f32), shape: [module.rows, rank],
-                         content: .compute { [self] in try fillB($0.bindMemory(to: Float.self)) }, onWritten: { [self] in written() }),
+                         content: .compute { [self] in try fillB($0.bindMemory(to: Float.self)) }, action: "stack factor B",
+                         onWritten: { [self] in written() }),
         ]
         if includeBias {
             out.append(OutputTensor(name: PEFTAdapterWriter.biasKey(path), type: .plain(.f32), shape: [module.rows],
                                     content: .compute { [self] out in
                                         let bias = try module.combinedBias()
                                         bias.withUnsafeBytes { out.copyMemory(from: $0) }
-                                    }))
+                                        return .none
+                                    }, action: "stack bias"))
         }
         return out
     }
 
-    private func fillA(_ out: UnsafeMutableBufferPointer<Float>) throws {
+    private func fillA(_ out: UnsafeMutableBufferPointer<Float>) throws -> TensorOutcome {
         if svdRank != nil {
-            _ = out.update(fromContentsOf: try truncated().a.values)
+            let (f, outcome) = try truncated()
+            _ = out.update(fromContentsOf: f.a.values)
+            return outcome
         } else if rule == nil {
             _ = out.update(fromContentsOf: try catA())
         } else if module.rows <= module.cols {
@@ -60,11 +66,14 @@ final class StackFactors: @unchecked Sendable {
         } else {
             fillIdentity(out, size: module.cols)
         }
+        return .none
     }
 
-    private func fillB(_ out: UnsafeMutableBufferPointer<Float>) throws {
+    private func fillB(_ out: UnsafeMutableBufferPointer<Float>) throws -> TensorOutcome {
         if svdRank != nil {
-            _ = out.update(fromContentsOf: try truncated().b.values)
+            let (f, outcome) = try truncated()
+            _ = out.update(fromContentsOf: f.b.values)
+            return outcome
         } else if rule == nil {
             _ = out.update(fromContentsOf: try catB())
         } else if module.rows <= module.cols {
@@ -72,6 +81,7 @@ final class StackFactors: @unchecked Sendable {
         } else {
             _ = out.update(fromContentsOf: try combined())
         }
+        return .none
     }
 
     /// [f_1 A_1; f_2 A_2; ...], [sum r_i, cols].
@@ -113,9 +123,10 @@ final class StackFactors: @unchecked Sendable {
         return d
     }
 
-    /// The SVD step: of the exact sum (no rule) or of the combined dense update.
-    private func truncated() throws -> LoRAFactors {
-        if let factors { return factors }
+    /// The SVD step: of the exact sum (no rule) or of the combined dense update, with its truncation as
+    /// an outcome the first time (`.none` after).
+    private func truncated() throws -> (LoRAFactors, TensorOutcome) {
+        if let factors { return (factors, .none) }
         let svd: SingularValueDecomposition
         if rule == nil {
             let total = module.members.reduce(0) { $0 + $1.module.rank }
@@ -125,10 +136,12 @@ final class StackFactors: @unchecked Sendable {
             let d = Matrix(rows: module.rows, cols: module.cols, values: try StackCombine.combine(module, rule: rule!))
             svd = try RandomizedSVD.decompose(d, rank: rank, options: svdOptions)
         }
-        truncation.record(module.path, svd)
+        let e = svd.relativeError
+        let outcome = TensorOutcome(truncation: .init(rank: svd.rank, energy: svd.frobeniusNormSquared,
+                                                      lostEnergy: e * e * svd.frobeniusNormSquared))
         let f = svd.loraFactors(split: .intoB)
         factors = f
-        return f
+        return (f, outcome)
     }
 
     private func written() {

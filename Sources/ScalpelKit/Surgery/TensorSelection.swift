@@ -47,3 +47,16 @@ public struct TensorSelection: Sendable {
         return n.hasPrefix("lm_head") || n.contains(".lm_head") || n.contains("embed_out") || n == "output.weight"
     }
 }
+
+/// Warnings, one per glob of `globs` that matches none of `names` ("--only 'x.*' matches no tensor of
+/// FILE"), so a misspelled rule does not pass silently.
+public func unmatchedGlobWarnings(flag: String, _ globs: [String], names: [String], file: String) -> [String] {
+    globs.filter { glob in !names.contains { globMatches(glob, $0) } }.map { "\(flag) '\($0)' matches no tensor of \(file)" }
+}
+
+extension TensorSelection {
+    /// Warnings for `--only` and `--skip` globs that match none of `names`.
+    public func warnings(names: [String], file: String) -> [String] {
+        unmatchedGlobWarnings(flag: "--only", only, names: names, file: file) + unmatchedGlobWarnings(flag: "--skip", skip, names: names, file: file)
+    }
+}

@@ -1,4 +1,42 @@
 import Dispatch
+import Foundation
+import Synchronization
+
+/// How many threads Scalpel's parallel loops use: all cores unless set (`--threads N`).
+///
+/// Work is always split at fixed chunk boundaries that depend only on the data, never on this number,
+/// so every output is byte-identical for any thread count; only the number of workers that run the
+/// chunks changes.
+public enum Parallelism {
+    private static let configured = Atomic<Int>(0)
+
+    /// The thread count in force: the value set, else the active processor count.
+    public static var threads: Int {
+        let n = configured.load(ordering: .relaxed)
+        return n > 0 ? n : ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// Sets the thread count for the rest of the process (at least 1); 0 restores the default.
+    public static func setThreads(_ n: Int) {
+        configured.store(max(0, n), ordering: .relaxed)
+    }
+
+    /// Runs `body(i)` for every `i` in `0..<count` on up to `threads` workers; worker `w` runs
+    /// `w, w + workers, ...`. Which worker runs an item never changes what the item computes.
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        let workers = max(1, min(threads, count))
+        if workers == 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedBox(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for i in stride(from: w, to: count, by: workers) { box.value(i) }
+            }
+        }
+    }
+}
 
 /// Runs `body` over `0..<count` split into fixed chunks of `chunk` items, in parallel.
 ///
@@ -8,13 +46,9 @@ public func parallelChunks(count: Int, chunk: Int, _ body: (Range<Int>) -> Void)
     guard count > 0 else { return }
     let chunk = max(1, chunk)
     let n = (count + chunk - 1) / chunk
-    if n == 1 { body(0..<count); return }
-    withoutActuallyEscaping(body) { body in
-        let box = UncheckedBox(body)
-        DispatchQueue.concurrentPerform(iterations: n) { i in
-            let lo = i * chunk
-            box.value(lo..<min(count, lo + chunk))
-        }
+    Parallelism.forEach(n) { i in
+        let lo = i * chunk
+        body(lo..<min(count, lo + chunk))
     }
 }
 
@@ -32,8 +66,8 @@ public func parallelChunksThrowing(count: Int, chunk: Int, _ body: (Range<Int>) 
     if let e = errors.compactMap({ $0 }).first { throw e }
 }
 
-/// Wraps a non-Sendable value (an unsafe pointer or closure) for use from concurrent iterations that
-/// touch disjoint memory.
+/// Wraps a non-Sendable value (an unsafe pointer or closure) for use from concurrent iterations.
+/// Safe because every user touches disjoint memory from each iteration, or only reads.
 public struct UncheckedBox<T>: @unchecked Sendable {
     public let value: T
     public init(_ value: T) { self.value = value }

@@ -1,45 +1,39 @@
 import ArgumentParser
-import Dispatch
 import ScalpelKit
 
-struct Dequantize: ScalpelCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Turn quantized tensors back into plain floats (safetensors or GGUF).",
-        discussion: """
-        Reads GGUF Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 (and Q4_K/Q5_K/Q6_K), bitsandbytes NF4/FP4 and LLM.int8, and \
-        compressed-tensors int4/int8 safetensors. Quantized tensors become --dtype, or the float dtype \
-        their layout recorded (F32 for GGUF blocks). A folder output gets the input folder's other files, \
-        with quantization_config removed from config.json.
+extension Scalpel {
+    struct Dequantize: PlanningCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Turn quantized tensors back into plain floats (safetensors or GGUF).",
+            discussion: """
+            Reads GGUF Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 (and Q4_K/Q5_K/Q6_K), bitsandbytes NF4/FP4 and LLM.int8, \
+            and compressed-tensors int4/int8 safetensors. Quantized tensors become --dtype, or the float \
+            dtype their layout recorded (F32 for GGUF blocks). A folder output gets the input folder's \
+            other files, with quantization_config removed from config.json.
 
-        Examples:
-          scalpel dequantize model-q4_0.gguf model-f16.safetensors --dtype f16
-          scalpel dequantize llama-nf4/ llama-bf16/
-        """
-    )
+            Examples:
+              scalpel dequantize model-q4_0.gguf model-f16.safetensors --dtype f16
+              scalpel dequantize llama-nf4/ llama-bf16/
+            """
+        )
 
-    @Argument(help: "The quantized checkpoint.")
-    var input: String
+        @Argument(help: "The quantized checkpoint.")
+        var input: String
 
-    @Argument(help: "The output: .safetensors, .gguf (either + .zst) or a folder.")
-    var output: String
+        @Argument(help: "The output: .safetensors, .gguf (either + .zst) or a folder.")
+        var output: String
 
-    @Option(help: "Write dequantized (and all float) tensors as f32, f16 or bf16.")
-    var dtype: FloatDTypeArgument?
+        @Option(help: "Write dequantized (and all float) tensors as f32, f16 or bf16.")
+        var dtype: DType?
 
-    @OptionGroup var outputOptions: OutputOptions
+        @OptionGroup var zstd: OutputOptions
+        @OptionGroup var writing: WriteOptions
+        @OptionGroup var global: GlobalOptions
 
-    func execute() throws {
-        let start = DispatchTime.now()
-        let ckpt = try CheckpointReader.open(input)
-        let dest = try Destination(path: output, zstdLevel: outputOptions.zstdLevel)
-        try dest.checkNotOverwriting([input])
-        let plan = try ScalpelKit.Dequantize.plan(ckpt, for: dest, dtype: dtype?.dtype)
-        let extras = dest.isFolder ? try ModelFolder(checkpointPath: input).extras(quantizationConfig: nil, dropQuantization: true) : []
-        try dest.write(plan.tensors, metadata: plan.metadata, ggufAlignment: ckpt.alignment ?? 32, extras: extras)
-        var byKind: [String: Int] = [:]
-        for d in plan.summary.dequantized { byKind["\(d.from) -> \(d.to)", default: 0] += 1 }
-        let kinds = byKind.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-        print("dequantized \(plan.summary.dequantized.count) tensors" + (kinds.isEmpty ? "" : " (\(kinds))")
-              + ", kept \(plan.summary.kept); wrote \(output) in " + Format.fixed(seconds(since: start), 2) + " s")
+        func plan() throws -> Plan {
+            let ckpt = try CheckpointReader.open(input)
+            let dest = try Destination(path: output, zstdLevel: zstd.zstdLevel)
+            return try ScalpelKit.Dequantize.plan(ckpt, for: dest, dtype: dtype)
+        }
     }
 }

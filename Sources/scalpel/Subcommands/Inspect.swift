@@ -1,56 +1,54 @@
 import ArgumentParser
 import ScalpelKit
 
-struct Inspect: ScalpelCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Report tensors, parameters, sizes and metadata of a checkpoint.",
-        discussion: """
-        PATH is a .safetensors file, a folder of shards or its model.safetensors.index.json, a .gguf file, \
-        a PEFT adapter folder, or any of these files compressed as .zst. Only the header is read unless \
-        --stats is given.
+extension Scalpel {
+    struct Inspect: ScalpelCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Report tensors, parameters, sizes and metadata of a checkpoint.",
+            discussion: """
+            PATH is a .safetensors file, a folder of shards or its model.safetensors.index.json, a .gguf file, \
+            a PEFT adapter folder, or any of these files compressed as .zst. Only the header is read unless \
+            --stats is given.
 
-        Examples:
-          scalpel inspect model.safetensors
-          scalpel inspect model.gguf --group-by layer
-          scalpel inspect model.safetensors --tensors --filter '*.q_proj.*' --stats
-          scalpel inspect adapter/ --json
-        """
-    )
+            Examples:
+              scalpel inspect model.safetensors
+              scalpel inspect model.gguf --group-by layer
+              scalpel inspect model.safetensors --tensors --filter '*.q_proj.*' --stats
+              scalpel inspect adapter/ --json
+            """
+        )
 
-    @Argument(help: "The checkpoint to inspect.")
-    var path: String
+        @Argument(help: "The checkpoint to inspect.")
+        var path: String
 
-    @Option(help: "Group the second table by dtype, layer or module.")
-    var groupBy: GroupingArgument = .module
+        @Option(help: "Group the second table by dtype, layer or module.")
+        var groupBy: Grouping = .module
 
-    @Flag(help: "List every tensor (name, dtype, shape, bytes, offset).")
-    var tensors = false
+        @Flag(help: "List every tensor (name, dtype, shape, bytes, offset).")
+        var tensors = false
 
-    @Option(help: "Only list tensors whose name matches this glob (implies --tensors).")
-    var filter: String?
+        @Option(help: "Only list tensors whose name matches this glob (implies --tensors).")
+        var filter: String?
 
-    @Flag(help: "Print the metadata.")
-    var metadata = false
+        @Flag(help: "Print the metadata.")
+        var metadata = false
 
-    @Flag(help: "Read the data and add per-tensor min, max, mean, std, mean |x|, zero fraction, NaN and Inf counts.")
-    var stats = false
+        @Flag(help: "Read the data and add per-tensor min, max, mean, std, mean |x|, zero fraction, NaN and Inf counts.")
+        var stats = false
 
-    @Flag(help: "Print one JSON object instead of tables.")
-    var json = false
+        @Flag(help: "Print one JSON object instead of tables.")
+        var json = false
 
-    func execute() throws {
-        let ckpt = try CheckpointReader.open(path, headerOnly: !stats)
-        let report = try InspectReport(ckpt, grouping: groupBy.grouping, filter: filter, stats: stats)
-        if json {
-            print(JSONWriter.string(report.json, style: .pretty))
-        } else {
-            print(report.text(listTensors: tensors || filter != nil, showMetadata: metadata))
+        @OptionGroup var global: GlobalOptions
+
+        func execute() throws {
+            let ckpt = try CheckpointReader.open(path, headerOnly: !stats)
+            let report = try InspectReport(ckpt, grouping: groupBy, filter: filter, stats: stats)
+            if json {
+                print(JSONWriter.string(report.json, style: .pretty))
+            } else {
+                print(report.text(listTensors: tensors || filter != nil, showMetadata: metadata))
+            }
         }
     }
-}
-
-/// `--group-by` values.
-enum GroupingArgument: String, ExpressibleByArgument, CaseIterable {
-    case dtype, layer, module
-    var grouping: Grouping { Grouping(rawValue: rawValue)! }
 }

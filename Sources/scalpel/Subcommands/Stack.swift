@@ -1,116 +1,94 @@
 import ArgumentParser
-import Dispatch
 import ScalpelKit
 
-struct Stack: ScalpelCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Combine LoRA adapters into one PEFT adapter.",
-        discussion: """
-        Each ADAPTER is a PEFT adapter folder, optionally ADAPTER:WEIGHT (or --weight). With \
-        tau_i = weight_i * scaling_i * B_i @ A_i, the output's update is:
-          cat (default)    sum_i tau_i, exactly: A' = rows weight_i*scaling_i*A_i, B' = columns B_i; \
-        rank = sum of ranks
-          linear           the same exact weighted sum (not PEFT's linear, which mixes B_i with A_j)
-          magnitude_prune  each tau_i pruned to its top --density fraction by |value|, summed
-          ties             magnitude-pruned, then per entry the mean of the tau_i agreeing with the \
-        elected sign (--majority-sign total|frequency)
-          dare_linear      each entry of each tau_i kept with probability --density (seeded by --seed) \
-        and divided by it, summed
-          dare_ties        DARE's masks, then TIES' election and mean
-          svd              the exact weighted sum truncated to --rank by its SVD (the optimal rank-R \
-        approximation, computed from the factors)
-          ties_svd, dare_linear_svd, dare_ties_svd, magnitude_prune_svd: the dense result truncated to \
-        --rank by the randomized SVD (seeded by --seed)
-        Without the SVD step the sparsifying methods store the dense result exactly, as factors of rank \
-        min(out, in). The SVD methods report the relative Frobenius error of the truncation. The output \
-        config has scaling 1 (r = lora_alpha, rank_pattern = alpha_pattern where ranks differ).
+extension Scalpel {
+    struct Stack: PlanningCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Combine LoRA adapters into one PEFT adapter.",
+            discussion: """
+            Each ADAPTER is a PEFT adapter folder, optionally ADAPTER:WEIGHT (or --weight). With \
+            tau_i = weight_i * scaling_i * B_i @ A_i, the output's update is:
+              cat (default)    sum_i tau_i, exactly: A' = rows weight_i*scaling_i*A_i, B' = columns B_i; \
+            rank = sum of ranks
+              linear           the same exact weighted sum (not PEFT's linear, which mixes B_i with A_j)
+              magnitude_prune  each tau_i pruned to its top --density fraction by |value|, summed
+              ties             magnitude-pruned, then per entry the mean of the tau_i agreeing with the \
+            elected sign (--majority-sign total|frequency)
+              dare_linear      each entry of each tau_i kept with probability --density (seeded by --seed) \
+            and divided by it, summed
+              dare_ties        DARE's masks, then TIES' election and mean
+              svd              the exact weighted sum truncated to --rank by its SVD (the optimal rank-R \
+            approximation, computed from the factors)
+              ties_svd, dare_linear_svd, dare_ties_svd, magnitude_prune_svd: the dense result truncated to \
+            --rank by the randomized SVD (seeded by --seed)
+            Without the SVD step the sparsifying methods store the dense result exactly, as factors of rank \
+            min(out, in). The SVD methods report the relative Frobenius error of the truncation. The output \
+            config has scaling 1 (r = lora_alpha, rank_pattern = alpha_pattern where ranks differ).
 
-        Examples:
-          scalpel stack style/ chat/ -o both/
-          scalpel stack style/:0.6 chat/:0.4 -o blend/ --method ties --density 0.2
-          scalpel stack a/ b/ -o dare/ --method dare_linear --density 0.3 --seed 7
-          scalpel stack a/ b/ c/ -o small/ --method svd --rank 16
-        """
-    )
+            Examples:
+              scalpel stack style/ chat/ -o both/
+              scalpel stack style/:0.6 chat/:0.4 -o blend/ --method ties --density 0.2
+              scalpel stack a/ b/ -o dare/ --method dare_linear --density 0.3 --seed 7
+              scalpel stack a/ b/ c/ -o small/ --method svd --rank 16
+            """
+        )
 
-    @Argument(help: "PEFT adapter folders, each optionally ADAPTER:WEIGHT.")
-    var adapters: [WeightedAdapterArgument]
+        @Argument(help: "PEFT adapter folders, each optionally ADAPTER:WEIGHT.")
+        var adapters: [WeightedAdapterArgument]
 
-    @Option(name: .shortAndLong, help: "The output adapter folder (must not exist).")
-    var output: String
+        @Option(name: .shortAndLong, help: "The output adapter folder (refused if it exists, unless --force).")
+        var output: String
 
-    @Option(help: "cat, linear, svd, magnitude_prune, ties, dare_linear, dare_ties, or one of the last four + _svd.")
-    var method: MethodArgument = .cat
+        @Option(help: "cat, linear, svd, magnitude_prune, ties, dare_linear, dare_ties, or one of the last four + _svd.")
+        var method: ScalpelKit.Stack.Method = .cat
 
-    @Option(help: "Rank of the SVD step (svd and the *_svd methods).")
-    var rank: Int?
+        @Option(help: "Rank of the SVD step (svd and the *_svd methods).")
+        var rank: Int?
 
-    @Option(parsing: .unconditionalSingleValue, help: "Weight of the adapters: once for all, or once per adapter in order.")
-    var weight: [Double] = []
+        @Option(parsing: .unconditionalSingleValue, help: "Weight of the adapters: once for all, or once per adapter in order.")
+        var weight: [Double] = []
 
-    @Option(help: "Fraction of entries kept, in (0, 1] (magnitude_prune, ties, dare_linear, dare_ties and their _svd variants).")
-    var density: Double?
+        @Option(help: "Fraction of entries kept, in (0, 1] (magnitude_prune, ties, dare_linear, dare_ties and their _svd variants).")
+        var density: Double?
 
-    @Option(help: "TIES sign election: total (sign of the sum) or frequency (sign of the sum of signs).")
-    var majoritySign: MajoritySignArgument?
+        @Option(help: "TIES sign election: total (sign of the sum) or frequency (sign of the sum of signs).")
+        var majoritySign: ScalpelKit.Stack.MajoritySign?
 
-    @Option(help: "Seed of DARE's random masks and of the randomized SVD (default 0).")
-    var seed: UInt64?
+        @Option(help: "Seed of DARE's random masks and of the randomized SVD (default 0).")
+        var seed: UInt64?
 
-    func validate() throws {
-        _ = try WeightedAdapterArgument.resolve(adapters, weights: weight)
-        let m = method.method
-        if m.usesDensity {
-            guard let density else { throw ValidationError("--method \(m.rawValue) needs --density") }
-            guard density > 0 && density <= 1 else { throw ValidationError("--density must be in (0, 1]") }
-        } else if density != nil {
-            throw ValidationError("--density applies to magnitude_prune, ties, dare_linear, dare_ties and their _svd variants, not \(m.rawValue)")
+        @OptionGroup var writing: WriteOptions
+        @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            _ = try WeightedAdapterArgument.resolve(adapters, weights: weight)
+            let m = method
+            if m.usesDensity {
+                guard let density else { throw ValidationError("--method \(m.rawValue) needs --density") }
+                guard density > 0 && density <= 1 else { throw ValidationError("--density must be in (0, 1]") }
+            } else if density != nil {
+                throw ValidationError("--density applies to magnitude_prune, ties, dare_linear, dare_ties and their _svd variants, not \(m.rawValue)")
+            }
+            if majoritySign != nil && !m.usesMajoritySign {
+                throw ValidationError("--majority-sign applies to ties and dare_ties (and their _svd variants), not \(m.rawValue)")
+            }
+            if seed != nil && !m.usesSeed && !m.usesSVD {
+                throw ValidationError("--seed applies to the dare and svd methods, not \(m.rawValue)")
+            }
+            if m.usesSVD {
+                guard let rank else { throw ValidationError("--method \(m.rawValue) needs --rank") }
+                guard rank >= 1 else { throw ValidationError("--rank must be at least 1") }
+            } else if rank != nil {
+                throw ValidationError("--rank applies to svd and the *_svd methods, not \(m.rawValue)")
+            }
         }
-        if majoritySign != nil && !m.usesMajoritySign {
-            throw ValidationError("--majority-sign applies to ties and dare_ties (and their _svd variants), not \(m.rawValue)")
-        }
-        if seed != nil && !m.usesSeed && !m.usesSVD {
-            throw ValidationError("--seed applies to the dare and svd methods, not \(m.rawValue)")
-        }
-        if m.usesSVD {
-            guard let rank else { throw ValidationError("--method \(m.rawValue) needs --rank") }
-            guard rank >= 1 else { throw ValidationError("--rank must be at least 1") }
-        } else if rank != nil {
-            throw ValidationError("--rank applies to svd and the *_svd methods, not \(m.rawValue)")
+
+        func plan() throws -> Plan {
+            let resolved = try WeightedAdapterArgument.resolve(adapters, weights: weight)
+            let inputs = try resolved.map { WeightedAdapter(try LoRAAdapter.open($0.path), weight: $0.weight) }
+            let options = ScalpelKit.Stack.Options(method: method, density: density, majoritySign: majoritySign ?? .total,
+                                                   seed: seed ?? 0, rank: rank)
+            return try ScalpelKit.Stack.plan(inputs, options: options, to: output)
         }
     }
-
-    func execute() throws {
-        let start = DispatchTime.now()
-        let resolved = try WeightedAdapterArgument.resolve(adapters, weights: weight)
-        let inputs = try resolved.map { WeightedAdapter(try LoRAAdapter.open($0.path), weight: $0.weight) }
-        let dest = try Destination(path: output)
-        try dest.checkNotOverwriting(resolved.map(\.path))
-        let options = ScalpelKit.Stack.Options(method: method.method, density: density,
-                                               majoritySign: majoritySign?.sign ?? .total, seed: seed ?? 0, rank: rank)
-        let plan = try ScalpelKit.Stack.write(inputs, options: options, to: output)
-        let s = plan.summary
-        let ranks = s.minRank == s.maxRank ? "rank \(s.minRank)" : "ranks \(s.minRank)-\(s.maxRank)"
-        var line = "stacked \(s.adapters) adapter\(s.adapters == 1 ? "" : "s") (\(method.rawValue)): \(s.modules) modules, \(ranks), \(s.parameters) parameters"
-        if s.carried > 0 { line += ", \(s.carried) full tensors carried" }
-        say(line)
-        let entries = plan.truncation.entries
-        if let overall = plan.truncation.overallRelativeError, let worst = entries.max(by: { $0.relativeError < $1.relativeError }) {
-            say(String(format: "SVD truncation: relative Frobenius error %.3g overall, largest %.3g in \(worst.module)", overall, worst.relativeError))
-        }
-        say(String(format: "wrote \(output): \(Format.bytes(s.bytesWritten)) of tensor data in %.2f s", seconds(since: start)))
-    }
-}
-
-/// `--method` values.
-enum MethodArgument: String, ExpressibleByArgument, CaseIterable {
-    case cat, linear, svd, magnitude_prune, ties, dare_linear, dare_ties
-    case magnitude_prune_svd, ties_svd, dare_linear_svd, dare_ties_svd
-    var method: ScalpelKit.Stack.Method { ScalpelKit.Stack.Method(rawValue: rawValue)! }
-}
-
-/// `--majority-sign` values.
-enum MajoritySignArgument: String, ExpressibleByArgument, CaseIterable {
-    case total, frequency
-    var sign: ScalpelKit.Stack.MajoritySign { ScalpelKit.Stack.MajoritySign(rawValue: rawValue)! }
 }

@@ -1,6 +1,6 @@
 /// Writes GGUF version 3 files (little-endian) that ggml, llama.cpp and gguf-py read.
-public enum GGUFWriter {
-    /// Writes `tensors` and `metadata` to `path` atomically (temporary file, then rename).
+enum GGUFWriter {
+    /// Lays out `tensors` and `metadata` as a GGUF file named `file` (for messages).
     ///
     /// Layout, as gguf-py's `GGUFWriter` produces it: header, metadata in the given order, tensor infos in
     /// the given order (shapes reversed into ggml's `ne` order), zeros up to `alignment`, then each
@@ -10,24 +10,14 @@ public enum GGUFWriter {
     ///
     /// - Parameters:
     ///   - alignment: tensor data alignment, a power of two that fits in 32 bits.
-    ///   - zstdLevel: compress the whole file as one zstd frame at this level.
     /// - Throws: `ScalpelError.invalid` for a type GGUF cannot hold (U8, BOOL, F8..., naming the tensor),
     ///   a shape that does not fit its type, more than 4 dimensions, an innermost dimension that is not a
     ///   multiple of the block size, a name of 64 bytes or more, a duplicate name, an array whose elements
     ///   do not match its element type (or are arrays), a bad alignment or one that disagrees with
-    ///   metadata; `ScalpelError.io` when writing fails.
-    public static func write(_ tensors: [OutputTensor], metadata: Metadata, alignment: Int = 32,
-                             to path: String, zstdLevel: Int? = nil) throws {
-        let out = try OutputFile(path: path, zstdLevel: zstdLevel)
-        try write(tensors, metadata: metadata, alignment: alignment, into: out)
-        try out.commit()
-    }
-
-    /// Writes into an open output file (not committed).
-    static func write(_ tensors: [OutputTensor], metadata: Metadata, alignment: Int = 32,
-                      into out: OutputFile) throws {
+    ///   metadata.
+    static func layout(_ tensors: [OutputTensor], metadata: Metadata, alignment: Int = 32, file: String) throws -> FileLayout {
         func invalid(_ reason: String, tensor: String? = nil) -> ScalpelError {
-            .invalid(file: out.path, tensor: tensor, reason: reason)
+            .invalid(file: file, tensor: tensor, reason: reason)
         }
         guard alignment > 0, alignment & (alignment - 1) == 0, alignment <= Int(UInt32.max) else {
             throw invalid("GGUF alignment \(alignment) is not a power of two that fits in 32 bits")
@@ -49,13 +39,13 @@ public enum GGUFWriter {
         for (key, value) in keyValues.entries {
             header.append(key)
             header.append(value.ggufType.rawValue)
-            try header.append(value, key: key, file: out.path)
+            try header.append(value, key: key, file: file)
         }
 
         var names = Set<String>()
         var offset = 0
         for t in tensors {
-            let ggml = try ggmlType(of: t, file: out.path)
+            let ggml = try ggmlType(of: t, file: file)
             guard names.insert(t.name).inserted else { throw invalid("duplicate tensor name", tensor: t.name) }
             header.append(t.name)
             header.append(UInt32(t.shape.count))
@@ -68,13 +58,7 @@ public enum GGUFWriter {
             offset = next
         }
         header.bytes.append(contentsOf: repeatElement(0, count: padded(header.bytes.count, to: alignment)! - header.bytes.count))
-        try out.write(header.bytes)
-
-        let data = TensorDataWriter(out: out)
-        for t in tensors {
-            try data.write(t, padding: padded(t.byteCount, to: alignment)! - t.byteCount)
-        }
-        try data.finish()
+        return FileLayout(header: header.bytes, items: tensors.map { ($0, padded($0.byteCount, to: alignment)! - $0.byteCount) })
     }
 
     /// The ggml type a tensor is stored as, after checking that GGUF and ggml accept its name and shape.

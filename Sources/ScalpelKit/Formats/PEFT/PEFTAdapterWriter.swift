@@ -1,5 +1,5 @@
-/// Writes PEFT adapter folders: `adapter_config.json` + `adapter_model.safetensors`, built in a temporary
-/// sibling folder and renamed into place, so a failed run leaves nothing behind.
+/// PEFT adapter folders: `adapter_config.json` + `adapter_model.safetensors`, planned here and written by
+/// `Pipeline` (in a temporary sibling folder renamed into place, so a failed run leaves nothing behind).
 public enum PEFTAdapterWriter {
     /// The PEFT key of a module's A factor: `base_model.model.<path>.lora_A.weight`
     /// (`lora_embedding_A` for embeddings).
@@ -24,14 +24,16 @@ public enum PEFTAdapterWriter {
         name.hasSuffix(".weight") ? String(name.dropLast(7)) : name
     }
 
-    /// Writes the adapter folder `folder` (which must not exist yet).
+    /// The plan of a PEFT adapter folder `folder`: `adapter_model.safetensors` (with
+    /// `__metadata__ = {"format": "pt"}` as PEFT writes it), `adapter_config.json`, and `README.md` when
+    /// a model card is given.
     ///
-    /// Tensors are written as given (names should be the keys above; plain dtypes only) with
-    /// `__metadata__ = {"format": "pt"}` as PEFT writes it. Before anything is written, each
-    /// `lora_A.weight` / `lora_embedding_A` is checked against the config: its row count must be the rank
-    /// `config.rank(for:)` gives the module, or PEFT would fail to load the file.
-    /// - Throws: `ScalpelError.invalid` for a rank that disagrees with the config, or any writer error.
-    public static func write(tensors: [OutputTensor], config: AdapterConfig, to folder: String) throws {
+    /// Before anything is written, each `lora_A.weight` / `lora_embedding_A` is checked against the
+    /// config: its row count must be the rank `config.rank(for:)` gives the module, or PEFT would fail
+    /// to load the file.
+    /// - Throws: `ScalpelError.invalid` for a rank that disagrees with the config.
+    public static func plan(tensors: [OutputTensor], config: AdapterConfig, to folder: String, inputs: [String],
+                            modelCard: String? = nil) throws -> Plan {
         for t in tensors {
             guard t.name.hasPrefix(LoRAAdapter.peftPrefix) else { continue }
             let key = t.name.dropFirst(LoRAAdapter.peftPrefix.count)
@@ -43,9 +45,9 @@ public enum PEFTAdapterWriter {
                 }
             }
         }
-        let temp = try TemporaryFolder(finalPath: folder)
-        try writeTextFile(JSONWriter.string(config.json, style: .pretty) + "\n", to: temp.path + "/" + PEFTAdapter.configFile)
-        try SafetensorsWriter.write(tensors, metadata: Metadata([("format", .string("pt"))]), to: temp.path + "/" + PEFTAdapter.weightsFile)
-        try temp.commit()
+        var companions: [FolderExtra] = [.write(name: PEFTAdapter.configFile, contents: Array((JSONWriter.string(config.json, style: .pretty) + "\n").utf8))]
+        if let modelCard { companions.append(.write(name: "README.md", contents: Array(modelCard.utf8))) }
+        return Plan(destination: Destination(adapterFolder: folder), tensors: tensors, metadata: Metadata([("format", .string("pt"))]),
+                    companions: companions, inputs: inputs)
     }
 }

@@ -70,14 +70,11 @@ public enum ShardedSafetensors {
                           files: files, metadata: metadata, fileBytes: total)
     }
 
-    /// Writes `tensors` into `folder` as shards of at most `shardBytes` of tensor data each (a tensor
-    /// larger than that gets a shard of its own), named `model-00001-of-0000N.safetensors`, plus
-    /// `model.safetensors.index.json`; when everything fits one shard, one `model.safetensors` and no
-    /// index, as Hugging Face's `save_pretrained` does. Tensors keep their given order across shards.
-    /// `extras` (config, tokenizer...) are placed next to them. The folder is built under a temporary
-    /// name and renamed into place; it must not exist yet.
-    public static func write(_ tensors: [OutputTensor], metadata: Metadata, to folder: String, shardBytes: Int,
-                             extras: [FolderExtra] = []) throws {
+    /// The files of a model folder holding `tensors`: shards of at most `shardBytes` bytes of tensor data
+    /// named `model-00001-of-0000N.safetensors` plus `model.safetensors.index.json`; when everything fits
+    /// one shard, one `model.safetensors` and no index, as Hugging Face's `save_pretrained` does.
+    /// Tensors keep their given order across shards.
+    static func files(_ tensors: [OutputTensor], metadata: Metadata, shardBytes: Int, folder: String) throws -> [(name: String, content: PlannedContent)] {
         var groups: [[OutputTensor]] = []
         var current: [OutputTensor] = []
         var size = 0
@@ -92,18 +89,16 @@ public enum ShardedSafetensors {
             size += t.byteCount
         }
         if !current.isEmpty || groups.isEmpty { groups.append(current) }
-        let temp = try TemporaryFolder(finalPath: folder)
+        if groups.count == 1 {
+            let name = "model.safetensors"
+            return [(name, .layout(try SafetensorsWriter.layout(groups[0], metadata: metadata, file: folder + "/" + name)))]
+        }
+        var files: [(name: String, content: PlannedContent)] = []
         var weightMap: [(String, JSONValue)] = []
         var totalSize = 0
-        for extra in extras { try extra.place(in: temp.path) }
-        if groups.count == 1 {
-            try SafetensorsWriter.write(groups[0], metadata: metadata, to: temp.path + "/model.safetensors")
-            try temp.commit()
-            return
-        }
         for (k, group) in groups.enumerated() {
             let name = String(format: "model-%05d-of-%05d.safetensors", k + 1, groups.count)
-            try SafetensorsWriter.write(group, metadata: metadata, to: temp.path + "/" + name)
+            files.append((name, .layout(try SafetensorsWriter.layout(group, metadata: metadata, file: folder + "/" + name))))
             for t in group.sorted(by: { $0.name < $1.name }) {
                 weightMap.append((t.name, .string(name)))
                 totalSize += t.byteCount
@@ -113,7 +108,7 @@ public enum ShardedSafetensors {
             ("metadata", .object([("total_size", .int(totalSize))])),
             ("weight_map", .object(weightMap.sorted { $0.0 < $1.0 })),
         ])
-        try writeTextFile(JSONWriter.string(index, style: .pretty) + "\n", to: temp.path + "/model.safetensors.index.json")
-        try temp.commit()
+        files.append(("model.safetensors.index.json", .bytes(Array((JSONWriter.string(index, style: .pretty) + "\n").utf8))))
+        return files
     }
 }

@@ -1,5 +1,5 @@
 import Dispatch
-import Foundation
+import Synchronization
 
 /// Writes tensors' bytes into an output file, in order, computing the next tensor while the previous one
 /// is being written.
@@ -8,45 +8,44 @@ import Foundation
 /// to the file on a background queue while tensor i+1 is computed into the other buffer. So at most two
 /// tensors' outputs are in memory, and writing (a copy into the page cache, or compression) overlaps
 /// computing. Bytes reach the file in call order. The first error (of a fill or of a write) is thrown by
-/// the next call or by `finish()`.
+/// the next call or by `finish()`. `written` is called on the background queue after each tensor's bytes
+/// are in the file.
 final class TensorDataWriter {
     /// What the background writes touch. The queued blocks retain this, never the writer itself, so the
     /// writer's deinit always runs on the caller's thread (where it may wait for the queue).
-    private final class Shared: @unchecked Sendable {
-        let out: OutputFile
+    private final class Shared: Sendable {
+        /// Used only from the serial queue once writing starts.
+        let out: UncheckedBox<OutputFile>
         /// Signalled when a buffer's bytes have been written and it can be filled again.
         let available = [DispatchSemaphore(value: 1), DispatchSemaphore(value: 1)]
-        private let lock = NSLock()
-        private var error: Error?
+        let error = Mutex<Error?>(nil)
 
-        init(out: OutputFile) { self.out = out }
+        init(out: OutputFile) { self.out = UncheckedBox(out) }
 
-        var firstError: Error? {
-            lock.lock(); defer { lock.unlock() }
-            return error
-        }
-
-        func record(_ e: Error) {
-            lock.lock(); defer { lock.unlock() }
-            if error == nil { error = e }
-        }
+        func record(_ e: Error) { error.withLock { if $0 == nil { $0 = e } } }
     }
 
     private let shared: Shared
-    private var out: OutputFile { shared.out }
+    private var out: OutputFile { shared.out.value }
     private let queue = DispatchQueue(label: "scalpel.tensor-writer")
     private var buffers: [UnsafeMutableRawBufferPointer?] = [nil, nil]
     private var nextBuffer = 0
+    private let written: @Sendable (OutputTensor) -> Void
 
-    init(out: OutputFile) { shared = Shared(out: out) }
+    init(out: OutputFile, written: @escaping @Sendable (OutputTensor) -> Void = { _ in }) {
+        shared = Shared(out: out)
+        self.written = written
+    }
 
     deinit {
         queue.sync {}
         for b in buffers { b?.deallocate() }
     }
 
-    /// Writes `tensor`'s bytes, then `padding` zero bytes.
-    func write(_ tensor: OutputTensor, padding: Int = 0) throws {
+    /// Writes `tensor`'s bytes, then `padding` zero bytes; returns what its computation measured
+    /// (`.none` for copied views).
+    @discardableResult
+    func write(_ tensor: OutputTensor, padding: Int = 0) throws -> TensorOutcome {
         try rethrowWriteError()
         let n = tensor.byteCount
         switch tensor.content {
@@ -54,7 +53,8 @@ final class TensorDataWriter {
             guard v.bytes.count == n else {
                 throw ScalpelError.invalid(file: out.path, tensor: tensor.name, reason: "has \(v.bytes.count) bytes, expected \(n)")
             }
-            enqueue(UncheckedBox((v.bytes, tensor.onWritten)), padding: padding, releasing: nil)
+            enqueue(UncheckedBox(v.bytes), tensor: tensor, padding: padding, releasing: nil)
+            return .none
         case .compute(let fill):
             let k = nextBuffer
             nextBuffer ^= 1
@@ -64,11 +64,13 @@ final class TensorDataWriter {
                 buffers[k] = .allocate(byteCount: max(n, 1), alignment: 64)
             }
             let buf = UnsafeMutableRawBufferPointer(rebasing: buffers[k]![0..<n])
-            do { try fill(buf) } catch {
+            let outcome: TensorOutcome
+            do { outcome = try fill(buf) } catch {
                 shared.available[k].signal()
                 throw error
             }
-            enqueue(UncheckedBox((UnsafeRawBufferPointer(buf), tensor.onWritten)), padding: padding, releasing: k)
+            enqueue(UncheckedBox(UnsafeRawBufferPointer(buf)), tensor: tensor, padding: padding, releasing: k)
+            return outcome
         }
     }
 
@@ -78,14 +80,15 @@ final class TensorDataWriter {
         try rethrowWriteError()
     }
 
-    private func enqueue(_ item: UncheckedBox<(UnsafeRawBufferPointer, (() -> Void)?)>, padding: Int, releasing k: Int?) {
-        let shared = self.shared
+    private func enqueue(_ bytes: UncheckedBox<UnsafeRawBufferPointer>, tensor: OutputTensor, padding: Int, releasing k: Int?) {
+        let shared = self.shared, written = self.written
         queue.async {
-            if shared.firstError == nil {
+            if shared.error.withLock({ $0 == nil }) {
                 do {
-                    try shared.out.write(item.value.0)
-                    try shared.out.writeZeros(padding)
-                    item.value.1?()
+                    try shared.out.value.write(bytes.value)
+                    try shared.out.value.writeZeros(padding)
+                    tensor.onWritten?()
+                    written(tensor)
                 } catch {
                     shared.record(error)
                 }
@@ -95,6 +98,6 @@ final class TensorDataWriter {
     }
 
     private func rethrowWriteError() throws {
-        if let e = shared.firstError { throw e }
+        if let e = shared.error.withLock({ $0 }) { throw e }
     }
 }
