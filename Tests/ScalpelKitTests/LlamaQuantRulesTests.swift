@@ -209,15 +209,14 @@ import Testing
         defer { dir.cleanup() }
         let metadata = Metadata([("imatrix.datasets", .array(elementType: 8, [.string("text.txt")])),
                                  ("imatrix.chunk_count", .uint32(3)), ("imatrix.chunk_size", .uint32(64))])
-        let dest = try Destination(path: dir.file("m.gguf"))
         // Two experts of 2 columns: counts 2 and 0 (the second becomes ones).
-        try dest.write([f32Tensor("blk.0.ffn_up_exps.weight.in_sum2", [2, 2], [2, 4, 6, 8]),
-                        f32Tensor("blk.0.ffn_up_exps.weight.counts", [2, 1], [2, 0])], metadata: metadata)
+        try GGUFWriter.write([f32Tensor("blk.0.ffn_up_exps.weight.in_sum2", [2, 2], [2, 4, 6, 8]),
+                              f32Tensor("blk.0.ffn_up_exps.weight.counts", [2, 1], [2, 0])], metadata: metadata, to: dir.file("m.gguf"))
         let m = try ImportanceMatrix.read(dir.file("m.gguf"))
         #expect(!m.isLegacy && m.chunkCount == 3 && m.datasets == ["text.txt"])
         #expect(m.entries["blk.0.ffn_up_exps.weight"] == [1, 2, 1, 1])
         // Without the imatrix metadata it is refused (llama-quantize: "missing imatrix metadata").
-        try Destination(path: dir.file("plain.gguf")).write([f32Tensor("a.in_sum2", [2], [1, 2]), f32Tensor("a.counts", [1], [1])], metadata: Metadata())
+        try GGUFWriter.write([f32Tensor("a.in_sum2", [2], [1, 2]), f32Tensor("a.counts", [1], [1])], metadata: Metadata(), to: dir.file("plain.gguf"))
         #expect(throws: ScalpelError.self) { try ImportanceMatrix.read(dir.file("plain.gguf")) }
     }
 }
