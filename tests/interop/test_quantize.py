@@ -259,14 +259,19 @@ def test_gguf_input_keeps_metadata_and_requantizes(scalpel, tmp):
     got = gguf_tensors(tmp / "q8.gguf")
     assert got["blk.0.attn_q.weight"][2] == gguf.quants.quantize(w32, Q.Q8_0).tobytes()
     assert got["blk.0.ffn_up.weight"][2] == gguf.quants.quantize(w16.astype(f32), Q.Q8_0).tobytes()
-    assert got["blk.0.attn_norm.weight"][:3] == ("F32", [64], norm.astype(f32).tobytes())
+    # llama-quantize's rules on a GGUF input: a 1-D tensor is never touched, so it stays F16.
+    assert got["blk.0.attn_norm.weight"][:3] == ("F16", [64], norm.tobytes())
     meta = gguf_metadata(tmp / "q8.gguf")
     assert meta["general.architecture"] == "llama" and meta["general.name"] == "tiny"
     assert meta["llama.block_count"] == 1 and meta["test.list"] == [1, 2, 3]
     assert meta["general.file_type"] == 7 and meta["general.quantization_version"] == 2
 
-    # Q8_0 -> Q4_0: dequantize first.
-    summary = quantize(scalpel, tmp / "q8.gguf", tmp / "q4.gguf", "--type", "q4_0")
+    # Q8_0 -> Q4_0: refused without --allow-requantize (as llama-quantize), then dequantized first.
+    proc = scalpel.run("quantize", tmp / "q8.gguf", tmp / "q4.gguf", "--type", "q4_0", check=False)
+    assert proc.returncode == 1 and not (tmp / "q4.gguf").exists()
+    assert proc.stderr.startswith(f"scalpel: error: {tmp / 'q8.gguf'}: blk.0.attn_q.weight: is already quantized (Q8_0)")
+    assert "--allow-requantize" in proc.stderr
+    summary = quantize(scalpel, tmp / "q8.gguf", tmp / "q4.gguf", "--type", "q4_0", "--allow-requantize")
     entries = entries_by_name(summary)
     got4 = gguf_tensors(tmp / "q4.gguf")
     for name in ("blk.0.attn_q.weight", "blk.0.ffn_up.weight"):
@@ -1040,7 +1045,7 @@ def test_requantize_bitsandbytes_to_gguf_dequantizes_first(scalpel, tmp):
     x = rng.standard_normal((16, 128)).astype(f32)
     write_checkpoint(tmp / "in.safetensors", {"a.weight": (x, "F32")})
     quantize(scalpel, tmp / "in.safetensors", tmp / "nf4.safetensors", "--type", "nf4")
-    summary = quantize(scalpel, tmp / "nf4.safetensors", tmp / "q8.gguf", "--type", "q8_0")
+    summary = quantize(scalpel, tmp / "nf4.safetensors", tmp / "q8.gguf", "--type", "q8_0", "--allow-requantize")
     e = entries_by_name(summary)["a.weight"]
     assert e["from"] == "NF4" and e["to"] == "Q8_0" and e["note"] == "was NF4: dequantized first"
     _, _, dequantized = expected_four_bit(x, "nf4", 64, False, "F32")

@@ -76,20 +76,39 @@ enum BitsandbytesOutputs {
         }
         let rows = info.shape[0], columns = info.shape[1]
         let prefix = String(info.name.dropLast(".weight".count))
-        let quantize: @Sendable ([Float]) -> BnbInt8Quantized = { values in values.withUnsafeBufferPointer { BnbInt8.quantize($0, rows: rows, columns: columns) } }
-        let values = try source.values()
-        let q = quantize(values)
-        var back = [Float](repeating: 0, count: values.count)
-        back.withUnsafeMutableBufferPointer { BnbInt8.dequantize(q, into: $0) }
-        cache.keep(q.cb, bytes: q.cb.count, for: info.name)
+        // Quantized once while planning, the error measured row by row; the codes are kept for writing
+        // while they fit the cache budget. NaN and Inf make an SCB non-finite, so only then is the input
+        // scanned for them (values beyond f16's range also do, and are then allowed, as before).
+        var cb = [Int8](repeating: 0, count: rows * columns)
+        var scb = [Float](repeating: 0, count: rows)
+        let error = try source.withValues(checkFinite: false) { values in
+            let e = cb.withUnsafeMutableBufferPointer { c in
+                scb.withUnsafeMutableBufferPointer { s in
+                    BnbInt8.quantize(values, rows: rows, columns: columns, codes: c.baseAddress, scb: s.baseAddress, measure: true)!
+                }
+            }
+            if scb.contains(where: { !$0.isFinite }) { try source.checkFinite(values) }
+            return e
+        }
+        cache.keep(cb, bytes: cb.count, for: info.name)
+        cb = []
         source.release()
         let outputs = [
             OutputTensor(name: info.name, type: .plain(.i8), shape: [rows, columns], content: .compute { buf in
-                let cb = try cache.take(info.name, as: [Int8].self) ?? quantize(try source.values()).cb
-                cb.withUnsafeBytes { buf.copyMemory(from: $0) }
+                if let cb = cache.take(info.name, as: [Int8].self) {
+                    cb.withUnsafeBytes { buf.copyMemory(from: $0) }
+                } else {
+                    try source.withValues(checkFinite: false) { values in
+                        var scratch = [Float](repeating: 0, count: rows)
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            _ = BnbInt8.quantize(values, rows: rows, columns: columns, codes: buf.baseAddress?.assumingMemoryBound(to: Int8.self),
+                                                 scb: s.baseAddress, measure: false)
+                        }
+                    }
+                }
                 return .none
             }, action: "quantize to int8", onWritten: source.release),
-            constant(prefix + ".SCB", q.scb),
+            constant(prefix + ".SCB", scb),
             OutputTensor(name: prefix + ".weight_format", type: .plain(.u8), shape: [], content: .compute { $0[0] = 0; return .none }),
         ]
         var r = result
@@ -97,7 +116,7 @@ enum BitsandbytesOutputs {
         r.bytesAfter = outputs.reduce(0) { $0 + $1.byteCount }
         r.note = note
         report.record(r)
-        report.setError(info.name, QuantizedOutputs.error(values, back))
+        report.setError(info.name, error)
         return outputs
     }
 

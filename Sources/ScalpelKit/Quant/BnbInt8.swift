@@ -40,42 +40,107 @@ public enum BnbInt8 {
         precondition(weights.count == rows * columns, "LLM.int8: \(weights.count) values are not \(rows) x \(columns)")
         var cb = [Int8](repeating: 0, count: rows * columns)
         var scb = [Float](repeating: 0, count: rows)
-        guard rows > 0, columns > 0 else { return BnbInt8Quantized(rows: rows, columns: columns, cb: cb, scb: scb) }
-        let src = UncheckedBox(weights.baseAddress!)
         cb.withUnsafeMutableBufferPointer { c in
             scb.withUnsafeMutableBufferPointer { s in
-                let dst = UncheckedBox((c.baseAddress!, s.baseAddress!))
-                parallelChunks(count: rows, chunk: max(1, 65536 / columns)) { range in
-                    var half = [UInt16](repeating: 0, count: columns)
-                    var row = [Float](repeating: 0, count: columns)
-                    for r in range {
-                        scalpel_f32_to_f16(src.value + r * columns, &half, columns)
-                        scalpel_f16_to_f32(half, &row, columns)
-                        dst.value.1[r] = quantizeRow(row, into: dst.value.0 + r * columns)
-                    }
-                }
+                _ = quantize(weights, rows: rows, columns: columns, codes: c.baseAddress, scb: s.baseAddress, measure: false)
             }
         }
         return BnbInt8Quantized(rows: rows, columns: columns, cb: cb, scb: scb)
     }
 
-    /// Quantizes one row of f16-representable values; returns its SCB.
-    private static func quantizeRow(_ row: [Float], into out: UnsafeMutablePointer<Int8>) -> Float {
-        var amax: Float = 0
-        var hasNaN = false
-        for v in row {
-            if v.isNaN { hasNaN = true } else { amax = max(amax, abs(v)) }
+    /// Quantizes into caller-owned `codes` (`rows * columns`) and `scb` (`rows`) and, when `measure`,
+    /// returns the round-trip error against `weights` (dequantized a row at a time, never stored). Runs
+    /// in parallel over fixed chunks of rows (the error does not depend on the thread count).
+    static func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, codes: UnsafeMutablePointer<Int8>?,
+                         scb: UnsafeMutablePointer<Float>?, measure: Bool) -> QuantError? {
+        guard rows > 0, columns > 0, let src = weights.baseAddress, let codes, let scb else {
+            return measure ? QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0) : nil
         }
-        if hasNaN || amax == 0 {
-            out.update(repeating: 0, count: row.count)
+        let io = UncheckedBox((src, codes, scb))
+        let chunk = max(1, 65536 / columns)
+        let error = try? QuantError.inChunks(count: rows, chunk: chunk) { range in
+            let (src, codes, scb) = io.value
+            return withUnsafeTemporaryAllocation(of: UInt16.self, capacity: columns) { half in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: columns) { row in
+                    var sums = scalpel_error_sums_t()
+                    var signal = 0.0, err = 0.0, maxAbs: Float = 0
+                    for r in range {
+                        let w = src + r * columns, out = codes + r * columns
+                        scalpel_f32_to_f16(w, half.baseAddress!, columns)
+                        scalpel_f16_to_f32(half.baseAddress!, row.baseAddress!, columns)
+                        let s = quantizeRow(UnsafePointer(row.baseAddress!), columns, into: out)
+                        scb[r] = s
+                        guard measure else { continue }
+                        dequantizeRow(out, s, columns, into: row.baseAddress!)
+                        scalpel_error_sums(w, row.baseAddress!, columns, &sums)
+                        signal += sums.signal
+                        err += sums.error
+                        let m = Float(bitPattern: sums.max_abs_bits)
+                        maxAbs = m.isNaN || maxAbs.isNaN ? .nan : max(maxAbs, m)
+                    }
+                    return QuantError(count: range.count * columns, signalEnergy: signal, errorEnergy: err, maxAbsError: Double(maxAbs))
+                }
+            }
+        }
+        return measure ? error : nil
+    }
+
+    /// Quantizes one row of f16-representable values; returns its SCB.
+    @inline(__always)
+    private static func quantizeRow(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Int8>) -> Float {
+        typealias V = SIMD16<Float>
+        let raw = UnsafeRawPointer(row)
+        var amax = V(), nan = SIMD16<Int32>()
+        var i = 0
+        while i + 16 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)
+            nan |= SIMD16<Int32>(repeating: 0).replacing(with: 1, where: v .!= v)
+            amax = FastLanes.max(amax, v.replacing(with: -v, where: v .< 0).replacing(with: 0, where: v .!= v))
+            i += 16
+        }
+        var m = amax.max()
+        var hasNaN = nan.max() != 0
+        while i < n {
+            let v = row[i]
+            if v.isNaN { hasNaN = true } else { m = max(m, abs(v)) }
+            i += 1
+        }
+        if hasNaN || m == 0 {
+            out.update(repeating: 0, count: n)
             return hasNaN ? .nan : 0
         }
-        let scale = 127 / amax
-        for (i, v) in row.enumerated() {
-            let scaled = v * scale  // NaN only for an infinite value, whose SCB is then infinite
-            out[i] = scaled.isNaN ? 0 : Int8(scaled.rounded(.toNearestOrEven))
+        let scale = 127 / m
+        let dst = UnsafeMutableRawPointer(out)
+        i = 0
+        while i + 16 <= n {
+            let scaled = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self) * scale
+            // NaN only for an infinite value, whose SCB is then infinite.
+            let q = FastLanes.nearestInt(scaled.replacing(with: 0, where: scaled .!= scaled))
+            dst.storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), toByteOffset: i, as: SIMD16<Int8>.self)
+            i += 16
         }
-        return amax
+        while i < n {
+            let scaled = row[i] * scale
+            out[i] = scaled.isNaN ? 0 : Int8(scaled.rounded(.toNearestOrEven))
+            i += 1
+        }
+        return m
+    }
+
+    /// One row dequantized: `(CB * SCB) * f32(1/127)`.
+    @inline(__always)
+    private static func dequantizeRow(_ codes: UnsafePointer<Int8>, _ s: Float, _ n: Int, into out: UnsafeMutablePointer<Float>) {
+        let src = UnsafeRawPointer(codes), dst = UnsafeMutableRawPointer(out)
+        var i = 0
+        while i + 16 <= n {
+            let c = FastLanes.float(SIMD16<Int32>(truncatingIfNeeded: src.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)))
+            dst.storeBytes(of: (c * s) * inverse127, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n {
+            out[i] = (Float(codes[i]) * s) * inverse127
+            i += 1
+        }
     }
 
     /// Dequantizes into `out` (`rows * columns` values): `(CB * SCB) * f32(1/127)`.

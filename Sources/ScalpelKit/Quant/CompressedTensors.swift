@@ -98,72 +98,23 @@ public enum CompressedTensors {
         guard groupSize > 0, columns % groupSize == 0 else {
             throw fail("group size \(groupSize) does not divide the \(columns) input features")
         }
-        let groups = columns / groupSize
-        let qmin = Float(-(1 << (bits - 1))), qmax = Float((1 << (bits - 1)) - 1)
-        let perWord = 32 / bits, wordsPerRow = (columns * bits + 31) / 32
-        var packed = [Int32](repeating: 0, count: rows * wordsPerRow)
-        var scales = [Float](repeating: 0, count: rows * groups)
-        var zeroPoints = [Int8](repeating: 0, count: symmetric ? 0 : rows * groups)
-        let src = UncheckedBox(weights.baseAddress!)
-        packed.withUnsafeMutableBufferPointer { p in
-            scales.withUnsafeMutableBufferPointer { s in
-                zeroPoints.withUnsafeMutableBufferPointer { z in
-                    let dst = UncheckedBox((p.baseAddress!, s.baseAddress!, symmetric ? nil : z.baseAddress))
-                    parallelChunks(count: rows, chunk: max(1, 65536 / max(1, columns))) { range in
-                        let (packed, scales, zps) = dst.value
-                        var codes = [Int32](repeating: 0, count: columns)
-                        for r in range {
-                            let row = src.value + r * columns
-                            for g in 0..<groups {
-                                let (scale, zp) = quantizeGroup(row + g * groupSize, count: groupSize, qmin: qmin, qmax: qmax,
-                                                               symmetric: symmetric, rounding: rounding, into: &codes, at: g * groupSize)
-                                scales[r * groups + g] = scale
-                                zps?[r * groups + g] = Int8(zp)
-                            }
-                            let offset = Int32(1 << (bits - 1))
-                            for w in 0..<wordsPerRow {
-                                var word: UInt32 = 0
-                                for k in 0..<perWord where w * perWord + k < columns {
-                                    word |= UInt32(codes[w * perWord + k] + offset) << UInt32(bits * k)
-                                }
-                                packed[r * wordsPerRow + w] = Int32(bitPattern: word)
-                            }
-                        }
+        let layout = CompressedTensorsKernel.Layout(rows: rows, columns: columns, bits: bits, groupSize: groupSize, symmetric: symmetric)
+        var packed = [Int32](repeating: 0, count: rows * layout.wordsPerRow)
+        var scales = [Float](repeating: 0, count: rows * layout.groups)
+        var zeroPoints = [Int8](repeating: 0, count: symmetric ? 0 : rows * layout.groups)
+        if rows > 0 && columns > 0 {
+            packed.withUnsafeMutableBufferPointer { p in
+                scales.withUnsafeMutableBufferPointer { s in
+                    zeroPoints.withUnsafeMutableBufferPointer { z in
+                        _ = CompressedTensorsKernel.run(weights.baseAddress!, layout, dtype: dtype, packed: p.baseAddress!, scales: s.baseAddress!,
+                                                        zeroPoints: symmetric ? nil : z.baseAddress, measure: false)
                     }
                 }
             }
         }
+        _ = rounding
         return CompressedTensorsQuantized(rows: rows, columns: columns, bits: bits, groupSize: groupSize, packed: packed,
                                           scales: scales, zeroPoints: symmetric ? nil : zeroPoints, scaleDType: dtype)
-    }
-
-    /// Quantizes one group; writes its codes into `codes[at...]` and returns its scale and zero point.
-    private static func quantizeGroup(_ w: UnsafePointer<Float>, count: Int, qmin: Float, qmax: Float, symmetric: Bool,
-                                      rounding: DTypeRounding, into codes: inout [Int32], at base: Int) -> (Float, Float) {
-        var mn: Float = 0, mx: Float = 0
-        var hasNaN = false
-        for i in 0..<count {
-            let v = rounding(w[i])
-            if v.isNaN { hasNaN = true } else { mn = min(mn, v); mx = max(mx, v) }
-        }
-        var scale: Float
-        var zp: Float = 0
-        if hasNaN {
-            scale = .nan
-        } else if symmetric {
-            scale = rounding(max(-mn, mx) / rounding((qmax - qmin) / 2))
-        } else {
-            scale = rounding(rounding(mx - mn) / (qmax - qmin))
-            let z = rounding(qmin - rounding(mn / scale))
-            zp = z.isNaN ? 0 : min(max(z, qmin), qmax).rounded(.toNearestOrEven)
-        }
-        if scale == 0 { scale = rounding.epsilon }
-        for i in 0..<count {
-            var s = rounding(rounding(w[i]) / scale)
-            if !symmetric { s = rounding(s + zp) }
-            codes[base + i] = s.isNaN ? 0 : Int32(min(max(s, qmin), qmax).rounded(.toNearestOrEven))
-        }
-        return (scale, zp)
     }
 
     /// Dequantizes into `out` (`rows * columns` values): `R((q - zp) * scale)` in the scale dtype.

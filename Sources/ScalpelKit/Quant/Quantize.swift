@@ -27,6 +27,26 @@ public enum Quantize {
         public var typeFor: [(glob: String, type: QuantType)] = []
         /// Quantize tensors holding NaN or Inf instead of failing.
         public var allowNonfinite = false
+        /// llama-quantize's file type when `--type` names one of its presets (`Quantize.parseType`).
+        public var fileType: LlamaFileType?
+        /// Whose rules choose the types of a GGUF output.
+        public var rules = TypeRules.automatic
+        /// llama-quantize `--pure`: no per-tensor mixture, every quantizable tensor gets the main type.
+        public var pure = false
+        /// llama-quantize `--output-tensor-type`.
+        public var outputTensorType: GGMLType?
+        /// llama-quantize `--token-embedding-type`.
+        public var tokenEmbeddingType: GGMLType?
+        /// llama-quantize `--leave-output-tensor`.
+        public var leaveOutputTensor = false
+        /// llama-quantize `--tensor-type PATTERN=TYPE` (regular expressions; the first found wins).
+        public var tensorTypes: [(pattern: String, type: GGMLType)] = []
+        /// llama-quantize `--imatrix` (already narrowed by `--include-weights`/`--exclude-weights`).
+        public var importance: ImportanceMatrix?
+        /// The `--imatrix` path as given (recorded in `quantize.imatrix.file`).
+        public var importancePath: String?
+        /// Quantize tensors that are already quantized (dequantizing them first).
+        public var allowRequantize = false
 
         public init(type: QuantType) { self.type = type }
     }
@@ -34,7 +54,7 @@ public enum Quantize {
     /// The layout family of the main type.
     public static func family(_ options: Options) -> QuantType.Family {
         switch options.type {
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1: return .gguf
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k: return .gguf
         case .f32, .f16, .bf16: return .plain
         case .nf4, .fp4: return .bitsandbytes4
         case .int8: return options.int8Format == .bitsandbytes ? .bitsandbytes8 : .compressedTensors
@@ -69,13 +89,24 @@ public enum Quantize {
         var report = QuantizeReport(type: options.type.rawValue, layout: layoutName)
         var outputs: [OutputTensor] = []
         let cache = SideCache(budgetBytes: 256 << 20)
-        for logical in try LogicalTensors.resolve(input) {
+        let logicals = try LogicalTensors.resolve(input)
+        let llama = usesLlamaRules(input, toGGUF: toGGUF, options: options) ? try llamaTargets(input, logicals, options: options) : nil
+        for (i, logical) in logicals.enumerated() {
             let source = SourceTensor(checkpoint: input, logical: logical, allowNonfinite: options.allowNonfinite)
-            let target = targetType(for: source.info, options: options)
-            outputs += try QuantizedOutputs.make(source, target: target, options: options, toGGUF: toGGUF, report: &report, cache: cache)
+            let target: QuantType?
+            if let llama {
+                target = llama.types[i]
+            } else {
+                target = targetType(for: source.info, options: options)
+                try checkRequantize(input, logical, target: target, options: options)
+            }
+            outputs += try QuantizedOutputs.make(source, target: target, options: options, toGGUF: toGGUF, report: &report, cache: cache,
+                                                 importance: llama?.importance[i], keepAsStored: llama != nil && input.format == .gguf)
         }
         var metadata = Convert.metadata(input, toGGUF: toGGUF, outputs: outputs, options: .init())
-        if toGGUF {
+        if let llama {
+            metadata = llamaMetadata(metadata, fileType: llama.fileType, options: options)
+        } else if toGGUF {
             if let ft = options.type.ggufFileType { metadata["general.file_type"] = .uint32(ft) }
             if outputs.contains(where: { if case .block = $0.type { return true }; return false }) {
                 metadata["general.quantization_version"] = .uint32(2)

@@ -2,14 +2,14 @@
 /// happened in the report.
 enum QuantizedOutputs {
     static func make(_ source: SourceTensor, target: QuantType?, options: Quantize.Options, toGGUF: Bool,
-                     report: inout QuantizeReport, cache: SideCache) throws -> [OutputTensor] {
+                     report: inout QuantizeReport, cache: SideCache, importance: [Float]? = nil, keepAsStored: Bool = false) throws -> [OutputTensor] {
         let info = source.info
         let base = TensorQuantResult(name: info.name, shape: info.shape, from: source.logical.storage, to: source.logical.storage,
                                      parameters: info.elementCount, bytesBefore: info.byteCount, bytesAfter: info.byteCount)
         guard let target, source.isNumeric else {
             var r = base
             if target != nil { r.note = "not a float tensor: kept" }
-            return try kept(source, toGGUF: toGGUF, report: &report, result: r)
+            return try kept(source, toGGUF: toGGUF, report: &report, result: r, asStored: keepAsStored)
         }
         var note: String? = nil
         if source.logical.isQuantized {
@@ -31,7 +31,7 @@ enum QuantizedOutputs {
                 r.note = "row length \(rowLength) is not a multiple of \(g.blockSize): written as F16"
                 return [cast(source, to: .f16, report: &report, result: r, note: nil)]
             }
-            return [ggml(source, type: g, report: &report, result: base, note: note)]
+            return [ggml(source, type: g, report: &report, result: base, note: note, importance: importance)]
         }
         switch target {
         case .nf4, .fp4:
@@ -59,9 +59,11 @@ enum QuantizedOutputs {
     /// written as F32, as llama.cpp does, and a layout the output cannot hold (ggml blocks in
     /// safetensors, bitsandbytes or compressed-tensors weights in GGUF) is dequantized to its original
     /// float dtype (F32 for ggml blocks).
-    static func kept(_ source: SourceTensor, toGGUF: Bool, report: inout QuantizeReport, result: TensorQuantResult) throws -> [OutputTensor] {
+    /// With `asStored` (llama.cpp's rules on a GGUF input) a GGUF tensor is copied in its own type.
+    static func kept(_ source: SourceTensor, toGGUF: Bool, report: inout QuantizeReport, result: TensorQuantResult,
+                     asStored: Bool = false) throws -> [OutputTensor] {
         let info = source.info
-        if toGGUF, info.shape.count <= 1, let d = info.type.dtype, d.isComputableFloat, d != .f32 {
+        if toGGUF, !asStored, info.shape.count <= 1, let d = info.type.dtype, d.isComputableFloat, d != .f32 {
             return [cast(source, to: .f32, report: &report, result: result, note: result.note, measured: false)]
         }
         if source.logical.isQuantized && (toGGUF == (source.blockType == nil)) {
@@ -95,7 +97,10 @@ enum QuantizedOutputs {
     }
 
     /// A ggml block type, bit-identical to ggml's reference quantizer.
-    static func ggml(_ source: SourceTensor, type: GGMLType, report: inout QuantizeReport, result: TensorQuantResult, note: String?) -> OutputTensor {
+    /// With `importance` (an imatrix entry: one row of `columns` values per expert), ggml's weighted
+    /// quantizer, as `ggml_quantize_chunk` with `quant_weights`.
+    static func ggml(_ source: SourceTensor, type: GGMLType, report: inout QuantizeReport, result: TensorQuantResult, note: String?,
+                     importance: [Float]? = nil) -> OutputTensor {
         var r = result
         r.to = type.name
         r.bytesAfter = TensorType.block(type).byteCount(elements: r.parameters) ?? 0
@@ -105,7 +110,12 @@ enum QuantizedOutputs {
         return OutputTensor(name: name, type: .block(type), shape: shape, content: .compute { buf in
             // The quantizer refuses NaN and Inf itself (ggml's result is undefined for them).
             let error = try source.withValues(checkFinite: false) { values in
-                do { return try GGMLQuantize.quantizeMeasuring(type, values, into: buf) } catch let ScalpelError.invalid(_, _, reason) {
+                do {
+                    if let importance {
+                        return try WeightedQuantize.quantizeMeasuring(type, values, columns: shape.last ?? 1, importance: importance, into: buf)
+                    }
+                    return try GGMLQuantize.quantizeMeasuring(type, values, into: buf)
+                } catch let ScalpelError.invalid(_, _, reason) {
                     let nonfinite = values.contains { !$0.isFinite }
                     throw ScalpelError.invalid(file: source.checkpoint.path, tensor: name, reason: nonfinite
                         ? "has NaN or infinite values, which ggml's \(type.name) cannot quantize (--allow-nonfinite does not apply to GGUF types): \(reason)"

@@ -12,12 +12,16 @@ extension Scalpel {
             layout that vLLM loads. When IN is a model folder and OUT a folder, the folder's other files \
             are copied and config.json gets the matching quantization_config. Types are case-insensitive.
 
-            By default the 2-D *.weight tensors of linear layers are quantized; 1-D tensors, embeddings \
-            and the output head are kept (--skip removes more; a --type-for rule applies to any tensor). \
-            Every run prints the error of each tensor (relative RMSE, SQNR).
+            --type also takes llama-quantize's presets (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K, Q8_0, \
+            Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16, F32): each tensor gets the type llama.cpp 0c1e57098 gives \
+            it. Those rules also apply to every GGUF input, to K types, and with llama-quantize's flags \
+            (--pure, --imatrix, --tensor-type, ...). Otherwise the 2-D *.weight tensors of linear layers \
+            are quantized; 1-D tensors, embeddings and the output head are kept (--skip removes more; a \
+            --type-for rule applies to any tensor). Every run prints the error of each tensor.
 
             Examples:
               scalpel quantize model.safetensors model-q8_0.gguf --type q8_0
+              scalpel quantize model-f16.gguf q4km.gguf --type Q4_K_M --imatrix imatrix.gguf
               scalpel quantize m.gguf q4.gguf --type q4_0 --type-for 'blk.*.attn_v.*=q8_0'
               scalpel quantize llama/ q4.gguf --type q4_0 --type-for '*.v_proj.*=q8_0'
               scalpel quantize llama/ llama-nf4/ --type nf4 --double-quant
@@ -31,8 +35,8 @@ extension Scalpel {
         @Argument(help: "The output: .gguf for GGUF types, else a .safetensors file or a folder.")
         var output: String
 
-        @Option(help: "q8_0, q4_0, q4_1, q5_0, q5_1, f16, bf16, f32, nf4, fp4, int8 or int4 (any case).")
-        var type: QuantType
+        @Option(help: "A llama-quantize preset (Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16, F32) or a tensor type (q2_k..q6_k, nf4, fp4, int8, int4); any case.")
+        var type: QuantTypeArgument
 
         @Option(help: "bitsandbytes 4-bit block size (32 to 4096, a power of two).")
         var blockSize: Int = 64
@@ -55,6 +59,8 @@ extension Scalpel {
         @Flag(help: "Quantize tensors holding NaN or Inf instead of stopping.")
         var allowNonfinite = false
 
+        @OptionGroup var llama: LlamaQuantizeOptions
+
         @Option(help: "For folder outputs: shards of at most this size (default 5GB).")
         var shardSize: ByteSize?
 
@@ -68,12 +74,15 @@ extension Scalpel {
                 throw ValidationError("--block-size must be a power of two from 32 to 4096")
             }
             guard groupSize > 0 else { throw ValidationError("--group-size must be positive") }
+            try llama.check()
         }
 
         func plan() throws -> Plan {
             let ckpt = try HFFolder.looksLikeModelFolder(input) && output.hasSuffix(".gguf") ? HFToGGUF.checkpoint(folder: input) : CheckpointReader.open(input)
             let dest = try Destination(path: output, shardBytes: shardSize?.bytes, zstdLevel: zstd.zstdLevel)
-            var options = ScalpelKit.Quantize.Options(type: type)
+            var options = ScalpelKit.Quantize.Options(type: type.quantType)
+            options.fileType = type.fileType
+            try llama.apply(to: &options)
             options.blockSize = blockSize
             options.doubleQuant = doubleQuant
             options.groupSize = groupSize
@@ -100,4 +109,85 @@ struct TypeRule: ExpressibleByArgument {
     }
 
     static var defaultValueDescription: String { "GLOB=TYPE" }
+}
+
+/// A `--type` value: a llama-quantize preset or a tensor type (`ScalpelKit.Quantize.parseType`).
+struct QuantTypeArgument: ExpressibleByArgument {
+    let quantType: QuantType
+    let fileType: LlamaFileType?
+
+    init?(argument: String) {
+        guard let (t, ft) = ScalpelKit.Quantize.parseType(argument) else { return nil }
+        quantType = t
+        fileType = ft
+    }
+
+    static var defaultValueDescription: String { "TYPE" }
+}
+
+/// llama-quantize's controls, with its flag names.
+struct LlamaQuantizeOptions: ParsableArguments {
+    @Flag(help: "llama-quantize --pure: no per-tensor mix; every quantizable tensor gets the main type.")
+    var pure = false
+
+    @Option(name: .customLong("output-tensor-type"), help: "llama-quantize: the type of output.weight (a ggml type name).")
+    var outputTensorType: String?
+
+    @Option(name: .customLong("token-embedding-type"), help: "llama-quantize: the type of token_embd.weight.")
+    var tokenEmbeddingType: String?
+
+    @Flag(help: "llama-quantize: leave output.weight as it is.")
+    var leaveOutputTensor = false
+
+    @Option(name: .customLong("tensor-type"), help: "llama-quantize PATTERN=TYPE: tensors whose name contains a match of the regular expression get TYPE (repeatable, first match wins).")
+    var tensorType: [String] = []
+
+    @Option(help: "An importance matrix from llama-imatrix (GGUF or legacy .dat).")
+    var imatrix: String?
+
+    @Option(name: .customLong("include-weights"), help: "Use the importance matrix only for tensors whose name contains this (repeatable).")
+    var includeWeights: [String] = []
+
+    @Option(name: .customLong("exclude-weights"), help: "Do not use the importance matrix for tensors whose name contains this (repeatable).")
+    var excludeWeights: [String] = []
+
+    @Flag(help: "Quantize tensors that are already quantized (dequantizing them first).")
+    var allowRequantize = false
+
+    @Flag(help: "Use llama.cpp's per-tensor rules for a safetensors input even with a legacy type.")
+    var llamaRules = false
+
+    func check() throws {
+        for name in [outputTensorType, tokenEmbeddingType].compactMap({ $0 }) where GGMLType(name: name) == nil {
+            throw ValidationError("'\(name)' is not a ggml type name (such as q8_0, q6_K, f16)")
+        }
+        for rule in tensorType where Self.parseTensorType(rule) == nil {
+            throw ValidationError("--tensor-type takes PATTERN=TYPE with TYPE a ggml type name, not '\(rule)'")
+        }
+        if !includeWeights.isEmpty && !excludeWeights.isEmpty {
+            throw ValidationError("--include-weights and --exclude-weights cannot be used together")
+        }
+        if imatrix == nil && !(includeWeights.isEmpty && excludeWeights.isEmpty) {
+            throw ValidationError("--include-weights and --exclude-weights need --imatrix")
+        }
+    }
+
+    static func parseTensorType(_ rule: String) -> (pattern: String, type: GGMLType)? {
+        guard let eq = rule.firstIndex(of: "="), eq != rule.startIndex, let t = GGMLType(name: String(rule[rule.index(after: eq)...])) else { return nil }
+        return (String(rule[..<eq]), t)
+    }
+
+    func apply(to options: inout ScalpelKit.Quantize.Options) throws {
+        options.pure = pure
+        options.outputTensorType = outputTensorType.flatMap { GGMLType(name: $0) }
+        options.tokenEmbeddingType = tokenEmbeddingType.flatMap { GGMLType(name: $0) }
+        options.leaveOutputTensor = leaveOutputTensor
+        options.tensorTypes = tensorType.compactMap(Self.parseTensorType)
+        if let imatrix {
+            options.importance = try ImportanceMatrix.read(imatrix).filtered(include: includeWeights, exclude: excludeWeights)
+            options.importancePath = imatrix
+        }
+        options.allowRequantize = allowRequantize
+        if llamaRules { options.rules = .llama }
+    }
 }

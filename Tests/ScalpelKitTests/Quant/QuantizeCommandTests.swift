@@ -167,6 +167,25 @@ import Testing
         #expect(Set(out4.tensors.map(\.name)) == ["a.odd.weight", "a.ok.weight_packed", "a.ok.weight_scale", "a.ok.weight_shape"])
     }
 
+    @Test func requantizingIsRefusedWithoutAllowRequantize() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let x = normalSamples(8 * 64, seed: 21)
+        _ = try Self.quantize([Self.tensor("a.weight", [8, 64], x)], to: "q8.gguf", in: dir, Self.options(.q8_0))
+        let source = try CheckpointReader.open(dir.file("q8.gguf"))
+        for (type, output) in [(QuantType.q4_0, "q4.gguf"), (.nf4, "nf4.safetensors"), (.f16, "f16.gguf")] {
+            #expect(throws: ScalpelError.self) { try Quantize.plan(source, for: try Destination(path: dir.file(output)), options: Self.options(type)) }
+        }
+        do {
+            _ = try Quantize.plan(source, for: try Destination(path: dir.file("q4.gguf")), options: Self.options(.q4_0))
+        } catch let ScalpelError.invalid(_, tensor, reason) {
+            #expect(tensor == "a.weight")
+            #expect(reason.contains("already quantized (Q8_0)") && reason.contains("--allow-requantize"))
+        }
+        // The same type is a copy, not a requantization.
+        _ = try Quantize.plan(source, for: try Destination(path: dir.file("again.gguf")), options: Self.options(.q8_0))
+    }
+
     @Test func requantizingDequantizesFirstOrCopies() throws {
         let dir = TempDir()
         defer { dir.cleanup() }
@@ -176,7 +195,7 @@ import Testing
         let source = try CheckpointReader.open(dir.file("q8.gguf"))
         for (type, output) in [(QuantType.q4_0, "q4.gguf"), (.q8_0, "again.gguf"), (.nf4, "nf4.safetensors")] {
             let dest = try Destination(path: dir.file(output))
-            let plan = Quantized(report: try Quantize.plan(source, for: dest, options: Self.options(type)).written(), metadata: Metadata())
+            let plan = Quantized(report: try Quantize.plan(source, for: dest, options: Self.options(type) { $0.allowRequantize = true }).written(), metadata: Metadata())
             let out = try CheckpointReader.open(dir.file(output))
             let note = plan.report.entries[0].note
             switch type {
