@@ -9,6 +9,7 @@
 // KERNEL: q8_0 | q4_0 | q4_1 | q5_0 | q5_1 (GGMLQuantize.quantize), the same with "+error"
 // (GGMLQuantize.quantizeMeasuring, what `scalpel quantize` runs), or nf4 | fp4 (FourBit.quantize,
 // block 64). Outputs are allocated inside the timed call, as the peers' calls allocate theirs.
+// `scalpel-kernel-bench kquant ...`: the K-quant kernels (KQuantBench.swift).
 import Foundation
 import ScalpelKit
 
@@ -18,6 +19,10 @@ func fail(_ message: String) -> Never {
 }
 
 let args = CommandLine.arguments
+if args.count > 1 && args[1] == "kquant" {
+    KQuantBench.run(Array(args.dropFirst(2)))
+    exit(0)
+}
 guard args.count == 4, let runs = Int(args[3]), runs > 0 else {
     fail("usage: scalpel-kernel-bench IN.safetensors KERNEL RUNS")
 }

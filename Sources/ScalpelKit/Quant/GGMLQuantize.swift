@@ -20,7 +20,7 @@
 /// Inputs containing NaN or infinity are rejected: the reference's result is undefined for them.
 public enum GGMLQuantize {
     /// The types `quantize` produces.
-    public static let supportedTypes: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
+    public static let supportedTypes: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1] + KQuant.supportedTypes
 
     /// Quantizes `src` (a whole number of 32-value blocks, in order) into `dst`, in parallel over fixed
     /// chunks of blocks.
@@ -38,7 +38,7 @@ public enum GGMLQuantize {
     /// `QuantError.measure` of `src` against `GGMLDequantize.dequantize` of them.
     /// - Throws: as `quantize`.
     public static func quantizeMeasuring(_ type: GGMLType, _ values: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer) throws -> QuantError {
-        _ = try checkedKernel(type, values.count, dst.count)
+        if !KQuant.supportedTypes.contains(type) { _ = try checkedKernel(type, values.count, dst.count) }
         let io = UncheckedBox((values, dst))
         return try QuantError.inChunks(count: values.count / type.blockSize, chunk: 2048) { r in
             let (v, d) = io.value
@@ -55,6 +55,9 @@ public enum GGMLQuantize {
     /// `quantize` with a chosen chunk size (tests use small chunks).
     static func quantize(_ type: GGMLType, _ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer,
                          blocksPerChunk: Int) throws {
+        if KQuant.supportedTypes.contains(type) {  // K-quants, without importance weights: each super-block on its own
+            return try KQuant.quantize(type, src, rowLength: src.count > 0 ? src.count : 256, into: dst)
+        }
         let kernel = try checkedKernel(type, src.count, dst.count)
         let blocks = src.count / type.blockSize
         guard blocks > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }

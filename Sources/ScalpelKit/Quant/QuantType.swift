@@ -1,6 +1,7 @@
 /// A quantization target as named on the command line (`--type`).
 public enum QuantType: String, CaseIterable, Sendable {
     case q8_0, q4_0, q4_1, q5_0, q5_1
+    case q2_k, q3_k, q4_k, q5_k, q6_k
     case f32, f16, bf16
     case nf4, fp4, int8, int4
 
@@ -26,6 +27,11 @@ public enum QuantType: String, CaseIterable, Sendable {
         case .q4_1: return .q4_1
         case .q5_0: return .q5_0
         case .q5_1: return .q5_1
+        case .q2_k: return .q2_K
+        case .q3_k: return .q3_K
+        case .q4_k: return .q4_K
+        case .q5_k: return .q5_K
+        case .q6_k: return .q6_K
         default: return nil
         }
     }
@@ -50,6 +56,11 @@ public enum QuantType: String, CaseIterable, Sendable {
         case .q8_0: return 7
         case .q5_0: return 8
         case .q5_1: return 9
+        case .q2_k: return 10  // llama.cpp's MOSTLY_Q2_K, Q3_K_S, Q4_K_S, Q5_K_S, Q6_K
+        case .q3_k: return 11
+        case .q4_k: return 14
+        case .q5_k: return 16
+        case .q6_k: return 18
         case .bf16: return 32
         default: return nil
         }

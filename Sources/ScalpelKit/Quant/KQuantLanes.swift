@@ -1,0 +1,215 @@
+/// The scale searches of ggml's K-quants, run for 16 sub-blocks at once: lane `j` of every vector is one
+/// sub-block, and `x[i]` holds element `i` of each. Every lane does exactly the scalar reference's
+/// operations in the reference's order (each sum is accumulated element by element, in f32, with no fused
+/// multiply-add), so the result of each lane is bit for bit the reference's; the lanes only run side by
+/// side. A branch of the reference becomes a lane mask with the same comparison (NaN compares false).
+enum KQuantLanes {
+    typealias V = SIMD16<Float>
+    typealias I = SIMD16<Int32>
+
+    /// ggml's `nearest_int`: the float's bits after adding 1.5 · 2^23 (round half to even for
+    /// |x| < 2^22; for larger or non-finite values the same bit arithmetic as the reference).
+    @inline(__always)
+    static func nearestInt(_ v: V) -> I {
+        let t = v + V(repeating: 12582912)
+        return (unsafeBitCast(t, to: I.self) & 0x007f_ffff) &- 0x0040_0000
+    }
+
+    /// Scalar `nearestInt`.
+    @inline(__always)
+    static func nearestInt(_ v: Float) -> Int32 {
+        let t = v + 12582912
+        return Int32(bitPattern: t.bitPattern & 0x007f_ffff) &- 0x0040_0000
+    }
+
+    @inline(__always)
+    static func clamp(_ v: I, _ lo: Int32, _ hi: Int32) -> I {
+        var r = v.replacing(with: hi, where: v .> hi)
+        r.replace(with: lo, where: r .< lo)
+        return r
+    }
+
+    @inline(__always)
+    static func float(_ v: I) -> V { V(v) }
+
+    /// |v| per lane (`fabsf`: the sign bit cleared).
+    @inline(__always)
+    static func magnitude(_ v: V) -> V {
+        unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & 0x7fff_ffff, to: V.self)
+    }
+
+    /// `make_qkx2_quants` / `make_qkx3_quants` (asymmetric: scale and min) for 16 lanes of `n` elements
+    /// with weights `w`: quants 0...nmax into `L` (as floats), returns (scale, the_min). The two
+    /// references differ only in the empty test: `max == min` (qkx2) or `max <= min` (qkx3).
+    /// `laux` is scratch of `n` vectors.
+    @inline(__always)
+    static func searchScaleMin(n: Int, nmax: Int32, x: UnsafePointer<V>, w: UnsafePointer<V>, L: UnsafeMutablePointer<V>,
+                               laux: UnsafeMutablePointer<V>, rmin: Float, rdelta: Float, nstep: Int, useMad: Bool,
+                               emptyWhenNotGreater: Bool) -> (scale: V, theMin: V) {
+        var mn = x[0], mx = x[0]
+        var sumW = w[0]
+        var sumX = sumW * x[0]
+        for i in 1..<n {
+            let xi = x[i]
+            mn.replace(with: xi, where: xi .< mn)
+            mx.replace(with: xi, where: xi .> mx)
+            sumW += w[i]
+            sumX += w[i] * xi
+        }
+        mn.replace(with: 0, where: mn .> 0)
+        let empty = emptyWhenNotGreater ? (mx .<= mn) : (mx .== mn)
+        let nm = Float(nmax)
+        var iscale = V(repeating: nm) / (mx - mn)
+        var scale = 1 / iscale
+        var best = V()
+        for i in 0..<n {
+            let l = float(clamp(nearestInt(iscale * (x[i] - mn)), 0, nmax))
+            L[i] = l
+            var diff = scale * l + mn - x[i]
+            diff = useMad ? KQuantLanes.magnitude(diff) : diff * diff
+            best += w[i] * diff
+        }
+        for step in 0...nstep {
+            // The reference moves `min` when a step wins: later steps use the new one.
+            iscale = V(repeating: rmin + rdelta * Float(step) + nm) / (mx - mn)
+            var sumL = V(), sumL2 = V(), sumXL = V()
+            for i in 0..<n {
+                let l = float(clamp(nearestInt(iscale * (x[i] - mn)), 0, nmax))
+                laux[i] = l
+                let wl = w[i] * l
+                sumL += wl
+                sumL2 += wl * l
+                sumXL += wl * x[i]
+            }
+            let D = sumW * sumL2 - sumL * sumL
+            let ok = D .> 0
+            if !any(ok) { continue }
+            var thisScale = (sumW * sumXL - sumX * sumL) / D
+            var thisMin = (sumL2 * sumX - sumL * sumXL) / D
+            let positive = thisMin .> 0
+            if any(positive) {
+                thisMin.replace(with: 0, where: positive)
+                thisScale.replace(with: sumXL / sumL2, where: positive)
+            }
+            var cur = V()
+            for i in 0..<n {
+                var diff = thisScale * laux[i] + thisMin - x[i]
+                diff = useMad ? KQuantLanes.magnitude(diff) : diff * diff
+                cur += w[i] * diff
+            }
+            let take = ok .& (cur .< best) .& .!empty
+            if !any(take) { continue }
+            for i in 0..<n { L[i].replace(with: laux[i], where: take) }
+            best.replace(with: cur, where: take)
+            scale.replace(with: thisScale, where: take)
+            mn.replace(with: thisMin, where: take)
+        }
+        if any(empty) {
+            for i in 0..<n { L[i].replace(with: 0, where: empty) }
+            scale.replace(with: 0, where: empty)
+        }
+        return (scale, -mn)
+    }
+
+    /// The first element of largest magnitude of each lane (`max`, +0 when all are zero) and that
+    /// magnitude (`amax`), as `make_qx_quants` and `make_q3_quants` find them.
+    @inline(__always)
+    static func signedMax(n: Int, x: UnsafePointer<V>) -> (max: V, amax: V) {
+        var mx = V(), amax = V()
+        for i in 0..<n {
+            let ax = KQuantLanes.magnitude(x[i])
+            let bigger = ax .> amax
+            amax.replace(with: ax, where: bigger)
+            mx.replace(with: x[i], where: bigger)
+        }
+        return (mx, amax)
+    }
+
+    /// `make_qx_quants` with `rmse_type` 1 (symmetric, 2·nmax levels) for 16 lanes of `n` elements:
+    /// quants 0..<2·nmax into `L` (as floats), returns the scale. `w` nil: the weights are x².
+    @inline(__always)
+    static func searchSymmetric(n: Int, nmax: Int32, x: UnsafePointer<V>, w: UnsafePointer<V>?, L: UnsafeMutablePointer<V>) -> V {
+        let (mx, amax) = signedMax(n: n, x: x)
+        let empty = amax .< 1e-15
+        let nm = Float(nmax)
+        func weight(_ i: Int) -> V { w?[i] ?? x[i] * x[i] }
+        var iscale = V(repeating: Float(-nmax)) / mx
+        var sumLX = V(), sumL2 = V()
+        for i in 0..<n {
+            let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
+            L[i] = l + nm
+            let wi = weight(i)
+            sumLX += wi * x[i] * l
+            sumL2 += wi * l * l
+        }
+        var scale = (sumLX / sumL2).replacing(with: 0, where: sumL2 .== 0)
+        var best = scale * sumLX
+        for step in -9...9 where step != 0 {
+            iscale = -(V(repeating: nm + 0.1 * Float(step))) / mx
+            sumLX = V(); sumL2 = V()
+            for i in 0..<n {
+                let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
+                let wi = weight(i)
+                sumLX += wi * x[i] * l
+                sumL2 += wi * l * l
+            }
+            let take = (sumL2 .> 0) .& (sumLX * sumLX .> best * sumL2)
+            if !any(take) { continue }
+            for i in 0..<n {
+                let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
+                L[i].replace(with: l + nm, where: take)
+            }
+            scale.replace(with: sumLX / sumL2, where: take)
+            best.replace(with: scale * sumLX, where: take)
+        }
+        if any(empty) {
+            for i in 0..<n { L[i].replace(with: 0, where: empty) }
+            scale.replace(with: 0, where: empty)
+        }
+        return scale
+    }
+
+    /// `make_q3_quants` with `do_rmse` (weights x², up to five passes moving one quant at a time) for 16
+    /// lanes of `n` elements: quants 0..<2·nmax into `L` (as floats), returns the scale. A lane that
+    /// stopped changing is left running with the others: a pass without a change changes nothing after it.
+    @inline(__always)
+    static func searchQ3(n: Int, nmax: Int32, x: UnsafePointer<V>, L: UnsafeMutablePointer<V>) -> V {
+        let (mx, amax) = signedMax(n: n, x: x)
+        let empty = amax .< 1e-15
+        let iscale = V(repeating: Float(-nmax)) / mx
+        var sumLX = V(), sumL2 = V()
+        for i in 0..<n {
+            let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
+            L[i] = l
+            let wi = x[i] * x[i]
+            sumLX += wi * x[i] * l
+            sumL2 += wi * l * l
+        }
+        for _ in 0..<5 {
+            var changed = SIMDMask<I>()
+            for i in 0..<n {
+                let xi = x[i], wi = xi * xi, li = L[i]
+                var slx = sumLX - wi * xi * li
+                let positive = slx .> 0
+                if !any(positive) { continue }
+                var sl2 = sumL2 - wi * li * li
+                let newL = float(clamp(nearestInt(xi * sl2 / slx), -nmax, nmax - 1))
+                let differs = positive .& (newL .!= li)
+                if !any(differs) { continue }
+                slx += wi * xi * newL
+                sl2 += wi * newL * newL
+                let take = differs .& (sl2 .> 0) .& (slx * slx * sumL2 .> sumLX * sumLX * sl2)
+                L[i].replace(with: newL, where: take)
+                sumLX.replace(with: slx, where: take)
+                sumL2.replace(with: sl2, where: take)
+                changed .|= take
+            }
+            if !any(changed) { break }
+        }
+        let nm = V(repeating: Float(nmax))
+        for i in 0..<n { L[i] = (L[i] + nm).replacing(with: 0, where: empty) }
+        var scale = (sumLX / sumL2).replacing(with: 0, where: .!(sumL2 .> 0))
+        scale.replace(with: 0, where: empty)
+        return scale
+    }
+}
