@@ -22,13 +22,14 @@ enum KQuantQ4Q5 {
         var b = range.lowerBound
         while b < range.upperBound {
             let pair = b + 1 < range.upperBound
-            let blocks = pair ? [b, b + 1] : [b, b]
-            for (h, blk) in blocks.enumerated() {
-                KQuantScratch.gather(src + 256 * blk, n: 32, lanes: 8, first: 8 * h, into: s.x)
+            let blocks = (b, pair ? b + 1 : b)  // an odd last super-block fills both halves
+            for h in 0..<2 {
+                KQuantScratch.gather(src + 256 * (h == 0 ? blocks.0 : blocks.1), n: 32, lanes: 8, first: 8 * h, into: s.x)
             }
             var sigma2 = V()
             if let importance {
-                for (h, blk) in blocks.enumerated() {
+                for h in 0..<2 {
+                    let blk = h == 0 ? blocks.0 : blocks.1
                     let col = (blk % blocksPerRow) * 256
                     KQuantScratch.gather(importance + col, n: 32, lanes: 8, first: 8 * h, into: s.qw)
                     let s2 = 2 * KQuantScratch.sumOfSquares(src + 256 * blk) / 256
@@ -58,7 +59,8 @@ enum KQuantQ4Q5 {
                                                              useMad: false, emptyWhenNotGreater: false)
             }
             for h in 0..<(pair ? 2 : 1) {
-                finish(fiveBit: fiveBit, h: h, x: src + 256 * blocks[h], out: dst + typeSize * blocks[h],
+                let blk = h == 0 ? blocks.0 : blocks.1
+                finish(fiveBit: fiveBit, h: h, x: src + 256 * blk, out: dst + typeSize * blk,
                        scales: scales, mins: mins, sw: sw, weighted: importance != nil, s: s)
             }
             b += pair ? 2 : 1

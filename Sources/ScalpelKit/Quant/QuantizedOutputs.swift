@@ -24,8 +24,13 @@ enum QuantizedOutputs {
         if let plain = target.plainDType {
             return [cast(source, to: plain, report: &report, result: base, note: note)]
         }
-        if let g = target.ggmlType {
+        if var g = target.ggmlType {
             let rowLength = info.shape.last ?? 1
+            if rowLength % g.blockSize != 0 && KQuant.supportedTypes.contains(g) && KQuant.kQuantFallback(g, rowLength: rowLength) != .f16 {
+                let k = g
+                g = KQuant.kQuantFallback(k, rowLength: rowLength)  // llama.cpp's fallback for K types
+                note = "row length \(rowLength) is not a multiple of \(k.blockSize): \(g.name) instead of \(k.name)" + (note.map { "; \($0)" } ?? "")
+            }
             guard rowLength % g.blockSize == 0 else {
                 var r = base
                 r.note = "row length \(rowLength) is not a multiple of \(g.blockSize): written as F16"

@@ -59,7 +59,8 @@ func ggmlDequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = G
         let blocks = GGMLBlockChunks.scaleBatch * 3 + 17
         var rng = TestRandom(seed: UInt64(type.id))
         var bytes = (0..<(blocks * type.typeSize)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let halfFields: [Int] = type == .q6_K ? [208] : [.q4_1, .q5_1, .q4_K, .q5_K].contains(type) ? [0, 2] : [0]
+        let halfFields: [Int] = type == .q6_K ? [208] : type == .q2_K ? [80, 82] : type == .q3_K ? [108]
+            : [.q4_1, .q5_1, .q4_K, .q5_K].contains(type) ? [0, 2] : [0]
         for b in 0..<blocks {
             for f in halfFields {  // finite scales: exponent field below 31
                 bytes[b * type.typeSize + f + 1] &= 0x7B
@@ -78,8 +79,8 @@ func ggmlDequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = G
         let bytes = [UInt8](repeating: 0, count: 34)
         bytes.withUnsafeBytes { src in
             out.withUnsafeMutableBufferPointer { dst in
-                #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "dequantizing Q2_K is not supported (supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)")) {
-                    try GGMLDequantize.dequantize(GGMLType(name: "Q2_K")!, src, into: dst)
+                #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "dequantizing IQ4_NL is not supported (supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)")) {
+                    try GGMLDequantize.dequantize(GGMLType(name: "IQ4_NL")!, UnsafeRawBufferPointer(rebasing: src[0..<18]), into: dst)
                 }
                 #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "33 bytes are not a whole number of 34-byte Q8_0 blocks")) {
                     try GGMLDequantize.dequantize(.q8_0, UnsafeRawBufferPointer(rebasing: src[0..<33]), into: dst)
