@@ -46,6 +46,8 @@ public enum Merge {
         public var biases = 0
         /// Base tensors replaced by adapter tensors.
         public var replaced = 0
+        /// IA3 scalings applied (weights and biases).
+        public var scaled = 0
         /// Changed tensors of a quantized base written back to their ggml block type.
         public var requantized = 0
         /// The merged tensors re-quantized to their ggml type, with the error that added (after writing).
@@ -207,6 +209,11 @@ public enum Merge {
                 out.append((t, .bias(m, adapter: ckpt, weight: weight)))
             }
         }
+        for m in adapter.scaledModules {
+            for edit in AdapterScaleEdit.edits(m, adapter: ckpt, weight: weight, base: base, baseName: mapping.baseName, problems: &problems) {
+                out.append(edit)
+            }
+        }
         if !problems.isEmpty {
             guard options.ignoreMissing else {
                 let more = problems.count > 1
@@ -228,6 +235,7 @@ public enum Merge {
                 if m.magnitudeName != nil { summary.dora += 1 }
             case .bias: summary.biases += 1
             case .replace: summary.replaced += 1
+            case .scale: summary.scaled += 1
             }
         }
         return out.map { ($0.0.name, $0.1) }
