@@ -86,14 +86,14 @@ import Testing
             let dir = TempDir()
             defer { dir.cleanup() }
             let dest = try Destination(path: dir.file("m.safetensors"))
-            let plan = try Merge.plan(base: base, adapters: [WeightedAdapter(try LoRAAdapter.open(Self.root + "/adapters/" + name))], for: dest)
-            _ = try Merge.write(plan.tensors, metadata: plan.metadata, to: dest, base: base)
+            let summary = try Merge.plan(base: base, adapters: [WeightedAdapter(try LoRAAdapter.open(Self.root + "/adapters/" + name))], for: dest)
+                .written(as: Merge.Summary.self)
             let got = try PEFTFixture.floats(dir.file("m.safetensors"))
             let want = try PEFTFixture.floats(Self.root + "/merged/" + name + "/model.safetensors")
             for (k, w) in want {
                 #expect(Self.relative(got[k]!.map(Double.init), w.map(Double.init)) <= 1e-6, "\(name) \(k)")
             }
-            if name == "ia3" { #expect(plan.summary.scaled == 8 + 4) }  // 8 weights, 4 attention biases
+            if name == "ia3" { #expect(summary.scaled == 8 + 4) }  // 8 weights, 4 attention biases
         }
     }
 
