@@ -121,10 +121,11 @@ public enum Merge {
     static func report(_ summary: Summary, adapters: Int, requantized: [(tensor: String, type: String)], outcomes: [String: TensorOutcome]) -> Report {
         var s = summary
         s.requantizations = requantized.compactMap { r in outcomes[r.tensor]?.error.map { Requantization(tensor: r.tensor, type: r.type, error: $0) } }
-        var parts = [Format.counted(s.products, "LoRA product")]
+        var parts = s.products > 0 || s.scaled == 0 ? [Format.counted(s.products, "LoRA product")] : []
         if s.dora > 0 { parts.append("\(s.dora) of them DoRA") }
         if s.biases > 0 { parts.append(Format.counted(s.biases, "bias").replacingOccurrences(of: "biass", with: "biases")) }
         if s.replaced > 0 { parts.append("\(s.replaced) replaced") }
+        if s.scaled > 0 { parts.append(Format.counted(s.scaled, "IA3 scaling")) }
         var lines = s.notes.map { "note: " + $0 }
         lines.append("merged \(Format.counted(adapters, "adapter")) into \(Format.counted(s.changed, "tensor")) (\(parts.joined(separator: ", "))); \(s.tensors - s.changed) unchanged")
         var fields: [(String, JSONValue)] = [
