@@ -48,7 +48,9 @@ extension InspectReport {
                 ("alpha_pattern", .object(a.alphaPattern.map { ($0.0, .double($0.1)) })),
                 ("ranks", .object(adapterRanks.map { (String($0.0), .int($0.1)) })),
                 ("base_model_name_or_path", a.json["base_model_name_or_path"] ?? .null),
-            ])))
+            ] + (adapterSummary?.jsonPairs ?? []))))
+        } else if let summary = adapterSummary {
+            pairs.append(("adapter", .object([("peft_type", .null), ("ranks", .object(summary.rankHistogram.map { (String($0.0), .int($0.1)) }))] + summary.jsonPairs)))
         }
         return .object(pairs)
     }

@@ -21,7 +21,10 @@ extension InspectReport {
         let w = summary.map(\.0.count).max()!
         for (k, v) in summary { out.append("  " + k + String(repeating: " ", count: w - k.count + 2) + v) }
 
-        if let a = adapter {
+        if let summary = adapterSummary, adapter == nil || summary.family != .lora {
+            out.append("")
+            out.append("adapter " + summary.line)
+        } else if let a = adapter {
             out.append("")
             out.append("adapter (PEFT LoRA)")
             let scaling = a.loraAlpha / (a.useRSLoRA ? Double(a.r).squareRoot() : Double(a.r))

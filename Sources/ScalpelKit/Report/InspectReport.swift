@@ -14,6 +14,8 @@ public struct InspectReport: Sendable {
     public var adapter: AdapterConfig?
     /// LoRA ranks seen in the adapter's `lora_A` tensors, by rank, with their counts.
     public var adapterRanks: [(Int, Int)] = []
+    /// The adapter's family, modules, ranks and parameters (PEFT folders of every type, kohya files).
+    public var adapterSummary: AdapterSummary?
     /// Weights stored in a quantized safetensors layout (bitsandbytes, compressed-tensors), by storage
     /// ("NF4", "INT8"...): their count, logical parameters and bytes of all their parts.
     public var quantizedWeights: [(String, TensorTotals)] = []
@@ -66,6 +68,8 @@ public struct InspectReport: Sendable {
             }
             adapterRanks = counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         }
+        adapterSummary = try AdapterSummary(ckpt)
+        if let s = adapterSummary, s.family != .lora { adapterRanks = s.rankHistogram }
     }
 
     /// Effective bits of tensor data per parameter.

@@ -46,6 +46,8 @@ public enum Merge {
         public var biases = 0
         /// Base tensors replaced by adapter tensors.
         public var replaced = 0
+        /// IA3 scalings applied (weights and biases).
+        public var scaled = 0
         /// Changed tensors of a quantized base written back to their ggml block type.
         public var requantized = 0
         /// The merged tensors re-quantized to their ggml type, with the error that added (after writing).
@@ -119,10 +121,11 @@ public enum Merge {
     static func report(_ summary: Summary, adapters: Int, requantized: [(tensor: String, type: String)], outcomes: [String: TensorOutcome]) -> Report {
         var s = summary
         s.requantizations = requantized.compactMap { r in outcomes[r.tensor]?.error.map { Requantization(tensor: r.tensor, type: r.type, error: $0) } }
-        var parts = [Format.counted(s.products, "LoRA product")]
+        var parts = s.products > 0 || s.scaled == 0 ? [Format.counted(s.products, "LoRA product")] : []
         if s.dora > 0 { parts.append("\(s.dora) of them DoRA") }
         if s.biases > 0 { parts.append(Format.counted(s.biases, "bias").replacingOccurrences(of: "biass", with: "biases")) }
         if s.replaced > 0 { parts.append("\(s.replaced) replaced") }
+        if s.scaled > 0 { parts.append(Format.counted(s.scaled, "IA3 scaling")) }
         var lines = s.notes.map { "note: " + $0 }
         lines.append("merged \(Format.counted(adapters, "adapter")) into \(Format.counted(s.changed, "tensor")) (\(parts.joined(separator: ", "))); \(s.tensors - s.changed) unchanged")
         var fields: [(String, JSONValue)] = [
@@ -207,6 +210,11 @@ public enum Merge {
                 out.append((t, .bias(m, adapter: ckpt, weight: weight)))
             }
         }
+        for m in adapter.scaledModules {
+            for edit in AdapterScaleEdit.edits(m, adapter: ckpt, weight: weight, base: base, baseName: mapping.baseName, problems: &problems) {
+                out.append(edit)
+            }
+        }
         if !problems.isEmpty {
             guard options.ignoreMissing else {
                 let more = problems.count > 1
@@ -228,6 +236,7 @@ public enum Merge {
                 if m.magnitudeName != nil { summary.dora += 1 }
             case .bias: summary.biases += 1
             case .replace: summary.replaced += 1
+            case .scale: summary.scaled += 1
             }
         }
         return out.map { ($0.0.name, $0.1) }

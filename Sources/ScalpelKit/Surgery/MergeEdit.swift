@@ -7,6 +7,8 @@ enum MergeEdit: Sendable {
     case bias(LoRAModule, adapter: Checkpoint, weight: Double)
     /// `W += weight * (T - W)` with T the adapter's full tensor: T itself at weight 1.
     case replace(source: String, adapter: Checkpoint, weight: Double)
+    /// IA3: `W *= 1 + weight * (l - 1)` (l itself at weight 1) by rows, or by columns when `columns`.
+    case scale(AdapterDeltaModule, adapter: Checkpoint, weight: Double, columns: Bool)
 
     /// True when the edit of any range of rows of the target needs only those rows. Only DoRA on a
     /// transposed layout (a norm per column) needs the whole tensor.
@@ -27,6 +29,8 @@ enum MergeEdit: Sendable {
                                      scale: Float(weight * m.scaling))
         case .replace(_, _, let weight):
             return PreparedMergeEdit(edit: self, a: [], b: [], vector: [], scale: Float(weight))
+        case .scale(let m, let adapter, let weight, _):
+            return PreparedMergeEdit(edit: self, a: [], b: [], vector: AdapterScaleEdit.factors(try m.scaleVector(adapter), weight: weight), scale: 1)
         }
     }
 }
@@ -75,6 +79,8 @@ struct PreparedMergeEdit: Sendable {
                 throw ScalpelError.invalid(file: adapter.path, tensor: source, reason: "replaces \(tensor) entirely; a negative weight cannot restore the tensor it replaced")
             }
             t.withUnsafeBufferPointer { MergeKernels.interpolate(w, toward: $0, weight: scale) }
+        case .scale(_, _, _, let columns):
+            AdapterScaleEdit.apply(vector, columns: columns, rows: rows, cols: cols, to: w)
         }
     }
 }

@@ -194,6 +194,9 @@ public enum Stack {
             guard let config = input.adapter.config else {
                 throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "stack reads PEFT adapter folders, not GGUF LoRAs")
             }
+            if let m = input.adapter.scaledModules.first {
+                throw ScalpelError.invalid(file: input.adapter.path, tensor: m.weightName, reason: "is an IA3 adapter: it scales the base weights, so it has no base-free update to stack (merge it, then use extract-lora)")
+            }
             if input.adapter.usesDoRA || config.useDoRA {
                 throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "is a DoRA adapter: its magnitudes renormalize the base weight and cannot be combined into a LoRA update")
             }

@@ -7,8 +7,9 @@ extension Scalpel {
         static let configuration = CommandConfiguration(
             abstract: "Merge LoRA adapters into a base checkpoint.",
             discussion: """
-            BASE is a safetensors file or folder, or a GGUF file. Each ADAPTER is a PEFT adapter folder, or a \
-            llama.cpp GGUF LoRA when BASE is GGUF; adapters apply in order, each scaled by its weight \
+            BASE is a safetensors file or folder, or a GGUF file. Each ADAPTER is a PEFT adapter folder (LoRA, \
+            AdaLoRA, IA3, LoHa, LoKr: docs/adapters.md), a kohya LoRA file (names matched to the base, or \
+            --map), or a llama.cpp GGUF LoRA when BASE is GGUF; adapters apply in order, each scaled by its weight \
             (ADAPTER:WEIGHT or --weight; a negative weight removes a merged adapter). For each targeted module \
             W' = W + weight * scaling * B @ A, with PEFT's scaling (lora_alpha/r, rsLoRA, rank_pattern and \
             alpha_pattern); fan_in_fan_out, embedding LoRAs, lora_bias, modules_to_save and DoRA are handled. \
@@ -43,6 +44,9 @@ extension Scalpel {
         @Flag(help: "Skip adapter tensors that match no base tensor or whose shape disagrees, instead of failing.")
         var ignoreMissing = false
 
+        @Option(help: "For kohya LoRA files: a JSON object from kohya prefix to module path (default: the module path with dots as underscores, behind lora_unet_/lora_te_).")
+        var map: String?
+
         @OptionGroup var zstd: OutputOptions
         @OptionGroup var writing: WriteOptions
         @OptionGroup var global: GlobalOptions
@@ -54,7 +58,10 @@ extension Scalpel {
         func plan() throws -> Plan {
             let resolved = try WeightedAdapterArgument.resolve(adapters, weights: weight)
             let baseCheckpoint = try CheckpointReader.open(base)
-            let inputs = try resolved.map { WeightedAdapter(try LoRAAdapter.open($0.path), weight: $0.weight) }
+            let names = try map.map(KohyaLoRA.readMap) ?? [:]
+            let inputs = try resolved.map {
+                WeightedAdapter(try LoRAAdapter.open($0.path).resolvingKohyaNames(base: baseCheckpoint, map: names), weight: $0.weight)
+            }
             let dest = try Destination(path: output, zstdLevel: zstd.zstdLevel)
             return try ScalpelKit.Merge.plan(base: baseCheckpoint, adapters: inputs, for: dest,
                                              options: .init(dtype: dtype, ignoreMissing: ignoreMissing))

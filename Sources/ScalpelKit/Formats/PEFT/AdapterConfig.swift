@@ -22,15 +22,16 @@ public struct AdapterConfig: Sendable {
     public var alphaPattern: [(String, Double)]
     public var modulesToSave: [String]
 
-    /// Parses a config. Only `peft_type` is required to be "LORA" when present.
+    /// Parses a config. `peft_type` (default "LORA") must be one of `AdapterFamily`'s PEFT types; the
+    /// LoRA fields keep their defaults for the other families (whose own fields `AdapterFamily` reads).
     public init(json: JSONValue, file: String) throws {
         guard case .object = json else {
             throw ScalpelError.malformed(file: file, tensor: nil, reason: "adapter config is not a JSON object")
         }
         self.json = json
         peftType = json["peft_type"]?.stringValue ?? "LORA"
-        guard peftType == "LORA" else {
-            throw ScalpelError.invalid(file: file, tensor: nil, reason: "peft_type \(peftType) is not supported (only LORA)")
+        guard AdapterFamily(peftType: peftType) != nil else {
+            throw ScalpelError.invalid(file: file, tensor: nil, reason: "peft_type \(peftType) is not supported (\(AdapterFamily.peftTypes.joined(separator: ", ")))")
         }
         r = json["r"]?.intValue ?? 8
         loraAlpha = json["lora_alpha"]?.doubleValue ?? 8

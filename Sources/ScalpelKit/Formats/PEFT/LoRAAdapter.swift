@@ -22,6 +22,13 @@ public struct LoRAAdapter: Sendable {
     /// Modules in the order of their A tensors in the file.
     public let modules: [LoRAModule]
     public let replacements: [Replacement]
+    /// The family the adapter was trained as. Additive families (AdaLoRA, LoHa, LoKr, kohya) are read as
+    /// exact LoRA modules (`AdapterDeltaModule.factors`), so `modules` covers them too.
+    public internal(set) var family: AdapterFamily = .lora
+    /// IA3 modules, which scale base weights instead of adding to them.
+    public internal(set) var scaledModules: [AdapterDeltaModule] = []
+    /// The modules as the family stores them (empty for LoRA, GGUF and kohya), with their own ranks.
+    public internal(set) var familyModules: [AdapterDeltaModule] = []
 
     /// The path the adapter was opened from.
     public var path: String { checkpoint.path }
@@ -38,6 +45,10 @@ public struct LoRAAdapter: Sendable {
     /// - Throws: `ScalpelError.invalid` when the checkpoint is not a LoRA adapter, and
     ///   `ScalpelError.malformed` for missing or inconsistent factors.
     public init(_ checkpoint: Checkpoint) throws {
+        if checkpoint.format == .peftAdapter, let json = checkpoint.adapterConfig, json["peft_type"]?.stringValue ?? "LORA" != "LORA" {
+            self = try LoRAAdapter(family: checkpoint, config: try AdapterConfig(json: json, file: checkpoint.path))
+            return
+        }
         self.checkpoint = checkpoint
         switch checkpoint.format {
         case .peftAdapter:
@@ -48,9 +59,14 @@ public struct LoRAAdapter: Sendable {
             config = nil
             modules = try LoRAAdapter.ggufModules(checkpoint)
             replacements = []
+        case .safetensors where KohyaLoRA.isKohya(checkpoint):
+            config = nil
+            modules = try KohyaLoRA.modules(checkpoint)
+            replacements = []
+            family = .kohya
         default:
             throw ScalpelError.invalid(file: checkpoint.path, tensor: nil,
-                                       reason: "is not a LoRA adapter (expected a PEFT adapter folder or a GGUF LoRA)")
+                                       reason: "is not a LoRA adapter (expected a PEFT adapter folder, a GGUF LoRA or a kohya LoRA file)")
         }
     }
 
