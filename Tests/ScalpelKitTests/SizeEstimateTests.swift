@@ -35,14 +35,14 @@ import Testing
         let out = dir.file("out-\(options.type.rawValue)-\(UUID().uuidString.prefix(6))" + (gguf ? ".gguf" : ".safetensors"))
         let dest = try Destination(path: out)
         let plan = try Quantize.plan(ckpt, for: dest, options: options)
-        try dest.write(plan.tensors, metadata: plan.metadata, ggufAlignment: ckpt.alignment ?? 32)
+        let report = try plan.written(as: QuantizeReport.self)
         let real = try fileSize(out)
         if exact {
             #expect(estimate.estimatedBytes == real, "\(options.type) from \(input)")
         } else {
             #expect(abs(Double(estimate.estimatedBytes - real)) <= 1e-3 * Double(real), "\(options.type)")
         }
-        if options.type != .f32 { #expect(estimate.tensorsQuantized == plan.report.entries.filter(\.quantized).count) }
+        if options.type != .f32 { #expect(estimate.tensorsQuantized == report.entries.filter(\.quantized).count) }
     }
 
     @Test func everyTypeFromSafetensors() throws {
@@ -84,7 +84,7 @@ import Testing
         for (first, out) in [(QuantType.q8_0, "q8.gguf"), (.nf4, "nf4.safetensors"), (.int4, "int4.safetensors")] {
             let dest = try Destination(path: dir.file(out))
             let plan = try Quantize.plan(try CheckpointReader.open(input), for: dest, options: Quantize.Options(type: first))
-            try dest.write(plan.tensors, metadata: plan.metadata)
+            _ = try plan.written(as: QuantizeReport.self)
             for type in [QuantType.q8_0, .q4_1, .f16, .int8] {
                 try Self.check(dir.file(out), Quantize.Options(type: type), dir)
             }
