@@ -17,7 +17,7 @@ import Testing
             QuantizeCommandTests.tensor("layer.0.k.weight", [64, 256], values(16384), .bf16),
             QuantizeCommandTests.tensor("layer.0.odd.weight", [33, 48], values(1584)),
             QuantizeCommandTests.tensor("layer.0.v.weight", [96, 384], values(36864)),
-            OutputTensor(name: "position_ids", type: .plain(.i64), shape: [1, 8], content: .compute { $0.initializeMemory(as: UInt8.self, repeating: 0) }),
+            OutputTensor(name: "position_ids", type: .plain(.i64), shape: [1, 8], content: .compute { buf in buf.initializeMemory(as: UInt8.self, repeating: 0); return .none }),
         ]
         let path = dir.file("in.safetensors")
         try SafetensorsWriter.write(tensors, metadata: Metadata([("format", .string("pt"))]), to: path)
