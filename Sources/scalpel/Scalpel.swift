@@ -11,7 +11,8 @@ struct Scalpel: ParsableCommand {
         commandName: "scalpel",
         abstract: "Surgery on model checkpoints: inspect, convert, quantize, prune, extract and merge LoRAs.",
         version: "0.2.0",
-        subcommands: [Inspect.self, Convert.self, Quantize.self, Dequantize.self, Prune.self, ExtractLoRA.self, Merge.self, Stack.self, ConvertAdapter.self, Resize.self]
+        subcommands: [Inspect.self, Convert.self, Quantize.self, Dequantize.self, Prune.self, ExtractLoRA.self, Merge.self, Stack.self,
+                      ConvertAdapter.self, Resize.self, Diff.self, Meta.self, Rename.self]
     )
 
     static func main() {

@@ -103,15 +103,7 @@ public enum Quantize {
             outputs += try QuantizedOutputs.make(source, target: target, options: options, toGGUF: toGGUF, report: &report, cache: cache,
                                                  importance: llama?.importance[i], keepAsStored: llama != nil && input.format == .gguf)
         }
-        var metadata = Convert.metadata(input, toGGUF: toGGUF, outputs: outputs, options: .init())
-        if let llama {
-            metadata = llamaMetadata(metadata, fileType: llama.fileType, options: options)
-        } else if toGGUF {
-            if let ft = options.type.ggufFileType { metadata["general.file_type"] = .uint32(ft) }
-            if outputs.contains(where: { if case .block = $0.type { return true }; return false }) {
-                metadata["general.quantization_version"] = .uint32(2)
-            }
-        }
+        let metadata = outputMetadata(input, outputs: outputs, options: options, toGGUF: toGGUF, llamaFileType: llama?.fileType)
         let quantizationConfig = QuantizationConfig.json(family: family, options: options, report: report)
         let companions = destination.isFolder
             ? try ModelFolder(checkpointPath: input.path).extras(quantizationConfig: quantizationConfig) : []
@@ -128,6 +120,23 @@ public enum Quantize {
             return Report(text: done.text(), fields: fields, details: done)
         }
         return plan
+    }
+
+    /// The output's metadata: the input's (see `Convert.metadata`), plus for GGUF `general.file_type` of
+    /// the main type and `general.quantization_version` when any tensor is block-quantized.
+    static func outputMetadata(_ input: Checkpoint, outputs: [OutputTensor], options: Options, toGGUF: Bool,
+                               llamaFileType: LlamaFileType? = nil) -> Metadata {
+        var metadata = Convert.metadata(input, toGGUF: toGGUF, outputs: outputs, options: .init())
+        if let llamaFileType {
+            return llamaMetadata(metadata, fileType: llamaFileType, options: options)
+        }
+        if toGGUF {
+            if let ft = options.type.ggufFileType { metadata["general.file_type"] = .uint32(ft) }
+            if outputs.contains(where: { if case .block = $0.type { return true }; return false }) {
+                metadata["general.quantization_version"] = .uint32(2)
+            }
+        }
+        return metadata
     }
 
     /// Warnings for `--type-for`, `--only` and `--skip` globs that match no tensor.

@@ -6,57 +6,33 @@ enum QuantizedOutputs {
         let info = source.info
         let base = TensorQuantResult(name: info.name, shape: info.shape, from: source.logical.storage, to: source.logical.storage,
                                      parameters: info.elementCount, bytesBefore: info.byteCount, bytesAfter: info.byteCount)
-        guard let target, source.isNumeric else {
+        switch QuantizeDecision.decide(source, target: target, options: options) {
+        case .keep(let note):
             var r = base
-            if target != nil { r.note = "not a float tensor: kept" }
+            r.note = note
             return try kept(source, toGGUF: toGGUF, report: &report, result: r, asStored: keepAsStored)
-        }
-        var note: String? = nil
-        if source.logical.isQuantized {
-            if let g = source.blockType, g == target.ggmlType {
-                var r = base
-                r.note = "already \(g.name): copied unchanged"
-                report.record(r)
-                return try source.copies()
-            }
-            note = "was \(source.logical.storage): dequantized first"
-        }
-        if let plain = target.plainDType {
-            return [cast(source, to: plain, report: &report, result: base, note: note)]
-        }
-        if var g = target.ggmlType {
-            let rowLength = info.shape.last ?? 1
-            if rowLength % g.blockSize != 0 && KQuant.supportedTypes.contains(g) && KQuant.kQuantFallback(g, rowLength: rowLength) != .f16 {
-                let k = g
-                g = KQuant.kQuantFallback(k, rowLength: rowLength)  // llama.cpp's fallback for K types
-                note = "row length \(rowLength) is not a multiple of \(k.blockSize): \(g.name) instead of \(k.name)" + (note.map { "; \($0)" } ?? "")
-            }
-            guard rowLength % g.blockSize == 0 else {
-                var r = base
-                r.note = "row length \(rowLength) is not a multiple of \(g.blockSize): written as F16"
-                return [cast(source, to: .f16, report: &report, result: r, note: nil)]
-            }
+        case .keepInSafetensors(let note):
+            var r = base
+            r.note = note
+            return try kept(source, toGGUF: false, report: &report, result: r)
+        case .alreadyTarget(let g):
+            var r = base
+            r.note = "already \(g.name): copied unchanged"
+            report.record(r)
+            return try source.copies()
+        case .cast(let dtype, let note):
+            return [cast(source, to: dtype, report: &report, result: base, note: note)]
+        case .ggml(let g, let note):
             return [ggml(source, type: g, report: &report, result: base, note: note, importance: importance)]
-        }
-        switch target {
-        case .nf4, .fp4:
-            return try BitsandbytesOutputs.fourBit(source, kind: target == .nf4 ? .nf4 : .fp4, options: options, report: &report,
+        case .fourBit(let kind, let note):
+            return try BitsandbytesOutputs.fourBit(source, kind: kind, options: options, report: &report,
                                                    result: base, note: note, cache: cache)
-        case .int8 where options.int8Format == .bitsandbytes:
+        case .int8Bitsandbytes(let note):
             return try BitsandbytesOutputs.int8(source, report: &report, result: base, note: note, cache: cache)
-        case .int8, .int4:
-            let bits = target == .int4 ? 4 : 8
-            let columns = info.shape.last ?? 1
+        case .compressed(let bits, let note):
             let strategy: CompressedTensors.Strategy = bits == 8 ? .channel : .group(options.groupSize)
-            if bits == 4 && columns % options.groupSize != 0 {
-                var r = base
-                r.note = "\(columns) input features are not a multiple of the group size \(options.groupSize): kept"
-                return try kept(source, toGGUF: false, report: &report, result: r)
-            }
             return try CompressedTensorsOutputs.make(source, bits: bits, strategy: strategy, symmetric: !options.asymmetric,
                                                      report: &report, result: base, note: note, cache: cache)
-        default:
-            preconditionFailure("every QuantType is handled above")
         }
     }
 
@@ -67,18 +43,17 @@ enum QuantizedOutputs {
     /// With `asStored` (llama.cpp's rules on a GGUF input) a GGUF tensor is copied in its own type.
     static func kept(_ source: SourceTensor, toGGUF: Bool, report: inout QuantizeReport, result: TensorQuantResult,
                      asStored: Bool = false) throws -> [OutputTensor] {
-        let info = source.info
-        if toGGUF, !asStored, info.shape.count <= 1, let d = info.type.dtype, d.isComputableFloat, d != .f32 {
-            return [cast(source, to: .f32, report: &report, result: result, note: result.note, measured: false)]
-        }
-        if source.logical.isQuantized && (toGGUF == (source.blockType == nil)) {
+        switch QuantizeDecision.kept(source, toGGUF: toGGUF, asStored: asStored) {
+        case .widen(let dtype):
+            return [cast(source, to: dtype, report: &report, result: result, note: result.note, measured: false)]
+        case .dequantize(let dtype):
             var r = result
-            let dtype = source.blockType == nil ? source.floatDType : .f32
             r.note = "\(source.logical.storage) cannot be stored in this output: dequantized to \(dtype.rawValue)"
             return [cast(source, to: dtype, report: &report, result: r, note: r.note, measured: false)]
+        case .copy:
+            report.record(result)
+            return try source.copies()
         }
-        report.record(result)
-        return try source.copies()
     }
 
     /// A float cast (f32/f16/bf16 targets and fallbacks), measured unless `measured` is false.

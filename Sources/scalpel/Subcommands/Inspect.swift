@@ -15,6 +15,7 @@ extension Scalpel {
               scalpel inspect model.gguf --group-by layer
               scalpel inspect model.safetensors --tensors --filter '*.q_proj.*' --stats
               scalpel inspect adapter/ --json
+              scalpel inspect model.safetensors --estimate q4_0
             """
         )
 
@@ -39,15 +40,27 @@ extension Scalpel {
         @Flag(help: "Print one JSON object instead of tables.")
         var json = false
 
+        @Option(help: "TYPE (or all): the file size and bits per weight after quantize --type TYPE with the default selection, from the header.")
+        var estimate: String?
+
         @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            if let estimate, estimate != "all", SizeEstimate.options(forType: estimate) == nil {
+                throw ValidationError("--estimate takes one of \(SizeEstimate.typeNames.joined(separator: ", ")) or all")
+            }
+        }
 
         func execute() throws {
             let ckpt = try CheckpointReader.open(path, headerOnly: !stats)
             let report = try InspectReport(ckpt, grouping: groupBy, filter: filter, stats: stats)
+            let types = estimate.map { $0 == "all" ? SizeEstimate.typeNames : [$0] } ?? []
+            let estimates = try types.map { try SizeEstimate.estimate(ckpt, options: SizeEstimate.options(forType: $0)!, label: $0) }
             if json {
-                print(JSONWriter.string(report.json, style: .pretty))
+                print(JSONWriter.string(report.json.adding(estimates: estimates, single: estimate != "all"), style: .pretty))
             } else {
-                print(report.text(listTensors: tensors || filter != nil, showMetadata: metadata))
+                print(report.text(listTensors: tensors || filter != nil, showMetadata: metadata)
+                      + (estimates.isEmpty ? "" : "\n\n" + SizeEstimate.text(estimates, currentBytes: ckpt.fileBytes)))
             }
         }
     }

@@ -61,6 +61,18 @@ enum GGUFWriter {
         return FileLayout(header: header.bytes, items: tensors.map { ($0, padded($0.byteCount, to: alignment)! - $0.byteCount) })
     }
 
+    /// The key/value section of a header: each key, its value type and its value, in order (the bytes
+    /// `layout` writes for them).
+    static func keyValueBytes(_ metadata: Metadata, file: String) throws -> [UInt8] {
+        var kv = GGUFEncoder()
+        for (key, value) in metadata.entries {
+            kv.append(key)
+            kv.append(value.ggufType.rawValue)
+            try kv.append(value, key: key, file: file)
+        }
+        return kv.bytes
+    }
+
     /// The ggml type a tensor is stored as, after checking that GGUF and ggml accept its name and shape.
     private static func ggmlType(of t: OutputTensor, file: String) throws -> GGMLType {
         func invalid(_ reason: String) -> ScalpelError { .invalid(file: file, tensor: t.name, reason: reason) }

@@ -1,0 +1,154 @@
+/// The size a checkpoint would have after `quantize --type T`, from its header alone.
+///
+/// Each tensor goes through the decision `quantize` takes (`Quantize.targetType`, then
+/// `QuantizeDecision`), its output tensors are described with the shapes the layout writes, and the
+/// file is sized by the writers' own header code (`GGUFWriter.layout`, `SafetensorsWriter.layout`)
+/// with the metadata `quantize` writes. Exact but for the bitsandbytes quant state with double
+/// quantization, whose JSON holds a float (`nested_offset`) whose printed length depends on the data:
+/// a typical 20-character value is assumed.
+public struct SizeEstimate: Sendable {
+    /// The `--type` estimated.
+    public var type: String
+    /// The output layout: gguf, safetensors, bitsandbytes4, bitsandbytes8, compressed-tensors.
+    public var layout: String
+    /// Bytes of the output file.
+    public var estimatedBytes: Int
+    /// Bytes of tensor data (GGUF: with padding).
+    public var dataBytes: Int
+    /// Elements of the model's weights (logical tensors: quantized inputs count their real shape).
+    public var parameters: Int
+    /// Tensors quantized (or cast) to the type.
+    public var tensorsQuantized: Int
+
+    /// Tensor data bits per parameter, as quantize's summary prints it.
+    public var bitsPerWeight: Double { parameters > 0 ? Double(dataBytes) * 8 / Double(parameters) : 0 }
+
+    /// Every `--type` name `--estimate all` covers.
+    public static var typeNames: [String] { QuantType.allCases.map(\.rawValue) }
+
+    /// The options `quantize --type TEXT` runs with by default, or nil for an unknown type.
+    public static func options(forType text: String) -> Quantize.Options? {
+        QuantType(rawValue: text.lowercased()).map { Quantize.Options(type: $0) }
+    }
+
+    /// Estimates `quantize --type options.type` of `input` into a single file: a `.gguf` for GGUF
+    /// types, a `.safetensors` for the safetensors layouts, the input's own format for plain types.
+    /// `label` names the type in the result (default: the type's name).
+    /// - Throws: `ScalpelError` when the input's quantized layouts cannot be read.
+    public static func estimate(_ input: Checkpoint, options: Quantize.Options, label: String? = nil) throws -> SizeEstimate {
+        let family = Quantize.family(options)
+        let toGGUF = family == .gguf || (family == .plain && input.format == .gguf)
+        var outputs: [OutputTensor] = []
+        var quantized = 0, parameters = 0
+        for logical in try LogicalTensors.resolve(input) {
+            let source = SourceTensor(checkpoint: input, logical: logical, allowNonfinite: true)
+            let decision = QuantizeDecision.decide(source, target: Quantize.targetType(for: source.info, options: options), options: options)
+            parameters += logical.elementCount
+            let described = try layout(source, decision: decision, options: options, toGGUF: toGGUF)
+            if decision.transforms { quantized += 1 }
+            outputs += described.map { OutputTensor(name: $0.name, type: $0.type, shape: $0.shape, content: .compute { _ in .none }) }
+        }
+        let metadata = Quantize.outputMetadata(input, outputs: outputs, options: options, toGGUF: toGGUF)
+        let layout = toGGUF
+            ? try GGUFWriter.layout(outputs, metadata: metadata, alignment: input.alignment ?? GGUFConstants.defaultAlignment, file: input.path)
+            : try SafetensorsWriter.layout(outputs, metadata: metadata, file: input.path)
+        let data = layout.items.reduce(0) { $0 + $1.tensor.byteCount + $1.padding }
+        let layoutName = family == .plain ? (toGGUF ? "gguf" : "safetensors") : family.rawValue
+        return SizeEstimate(type: label ?? options.type.rawValue, layout: layoutName, estimatedBytes: layout.byteCount, dataBytes: data,
+                            parameters: parameters, tensorsQuantized: quantized)
+    }
+
+    /// The output tensors (name, type, row-major shape) a decision writes for one input tensor.
+    static func layout(_ source: SourceTensor, decision: QuantizeDecision, options: Quantize.Options,
+                       toGGUF: Bool) throws -> [(name: String, type: TensorType, shape: [Int])] {
+        let name = source.logical.name, shape = source.logical.shape
+        let count = source.logical.elementCount
+        let copies = source.logical.parts.compactMap { p in source.checkpoint.info(named: p).map { (name: p, type: $0.type, shape: $0.shape) } }
+        func kept(_ toGGUF: Bool) -> [(name: String, type: TensorType, shape: [Int])] {
+            switch QuantizeDecision.kept(source, toGGUF: toGGUF) {
+            case .copy:
+                return copies
+            case .widen(let d), .dequantize(let d):
+                return [(name, .plain(d), shape)]
+            }
+        }
+        switch decision {
+        case .keep: return kept(toGGUF)
+        case .keepInSafetensors: return kept(false)
+        case .alreadyTarget: return copies
+        case .cast(let d, _): return [(name, .plain(d), shape)]
+        case .ggml(let g, _): return [(name, .block(g), shape)]
+        case .fourBit(let kind, _):
+            let blocks = (count + options.blockSize - 1) / options.blockSize
+            // The quant state JSON, as the writer builds it; with double quantization its nested_offset is
+            // a typical value (its printed length is the only data-dependent byte count).
+            let nested = options.doubleQuant ? NestedAbsmax(codes: [], absmax: [], offset: 0.0123456789) : nil
+            let q = FourBitQuantized(kind: kind, blockSize: options.blockSize, count: count, codes: [], absmax: [], nested: nested)
+            let state = try FourBitQuantState.json(for: q, dtype: source.floatDType, shape: shape)
+            var out: [(name: String, type: TensorType, shape: [Int])] = [
+                (name, .plain(.u8), [(count + 1) / 2, 1]),
+                (name + ".quant_map", .plain(.f32), [kind.quantMap.count]),
+                (name + "." + FourBitQuantState.tensorSuffix(kind), .plain(.u8), [state.count]),
+            ]
+            if options.doubleQuant {
+                out += [(name + ".absmax", .plain(.u8), [blocks]),
+                        (name + ".nested_absmax", .plain(.f32), [(blocks + NestedAbsmax.blockSize - 1) / NestedAbsmax.blockSize]),
+                        (name + ".nested_quant_map", .plain(.f32), [NestedAbsmax.quantMap.count])]
+            } else {
+                out.append((name + ".absmax", .plain(.f32), [blocks]))
+            }
+            return out
+        case .int8Bitsandbytes:
+            let prefix = String(name.dropLast(".weight".count))
+            return [(name, .plain(.i8), shape), (prefix + ".SCB", .plain(.f32), [shape.first ?? 1]),
+                    (prefix + ".weight_format", .plain(.u8), [])]
+        case .compressed(let bits, _):
+            let rows = shape.first ?? 1, columns = shape.last ?? 1
+            let prefix = String(name.dropLast("weight".count))
+            let q = CompressedTensorsQuantized(rows: rows, columns: columns, bits: bits, groupSize: bits == 8 ? columns : options.groupSize,
+                                               packed: [], scales: [], zeroPoints: nil, scaleDType: source.floatDType)
+            var out: [(name: String, type: TensorType, shape: [Int])] = [
+                (prefix + "weight_packed", .plain(.i32), [rows, q.packedColumns]),
+                (prefix + "weight_scale", .plain(source.floatDType), [rows, q.groups]),
+                (prefix + "weight_shape", .plain(.i64), [2]),
+            ]
+            if options.asymmetric { out.append((prefix + "weight_zero_point", .plain(.i32), [(rows * bits + 31) / 32, q.groups])) }
+            return out
+        }
+    }
+}
+
+extension SizeEstimate {
+    /// `{"type", "layout", "estimated_bytes", "data_bytes", "parameters", "bits_per_weight", "tensors_quantized"}`.
+    public var json: JSONValue {
+        .object([("type", .string(type)), ("layout", .string(layout)), ("estimated_bytes", .int(estimatedBytes)),
+                 ("data_bytes", .int(dataBytes)), ("parameters", .int(parameters)), ("bits_per_weight", .double(bitsPerWeight)),
+                 ("tensors_quantized", .int(tensorsQuantized))])
+    }
+
+    /// A table of estimates against the current file size.
+    public static func text(_ estimates: [SizeEstimate], currentBytes: Int) -> String {
+        var table = TextTable(header: ["type", "layout", "tensors", "file bytes", "size", "share", "bits/weight"], rightAligned: [2, 3, 4, 5, 6])
+        for e in estimates {
+            table.add([e.type, e.layout, String(e.tensorsQuantized), Format.grouped(e.estimatedBytes), Format.bytes(e.estimatedBytes),
+                       Format.fixed(currentBytes > 0 ? Double(e.estimatedBytes) / Double(currentBytes) * 100 : 0, 1) + "%",
+                       Format.fixed(e.bitsPerWeight, 2)])
+        }
+        return "estimated size after quantize (default selection; from the header)\n" + table.render()
+    }
+}
+
+extension JSONValue {
+    /// An inspect report with estimates: one adds `estimated_bytes`, `estimated_bits_per_weight` and
+    /// `estimate`; several (`--estimate all`) add `estimates`.
+    public func adding(estimates: [SizeEstimate], single: Bool) -> JSONValue {
+        guard case .object(var pairs) = self, !estimates.isEmpty else { return self }
+        if single, let e = estimates.first {
+            pairs += [("estimated_bytes", .int(e.estimatedBytes)), ("estimated_bits_per_weight", .double(e.bitsPerWeight)),
+                      ("estimate", e.json)]
+        } else {
+            pairs.append(("estimates", .array(estimates.map(\.json))))
+        }
+        return .object(pairs)
+    }
+}
