@@ -52,6 +52,7 @@ public enum ShardedSafetensors {
         var total = 0
         for (k, name) in shards.enumerated() {
             let p = folder + "/" + name
+            try checkInsideFolder(p, folder: folder, reportedBy: path ?? p)
             let file = try MappedFile(path: p)
             let h = try SafetensorsHeader.parse(file.bytes, fileLength: file.bytes.count, file: p)
             if k == 0 { metadata = h.metadata }
@@ -68,6 +69,25 @@ public enum ShardedSafetensors {
         }
         return Checkpoint(path: path ?? folder, format: .shardedSafetensors, tensors: tensors, locations: locations,
                           files: files, metadata: metadata, fileBytes: total)
+    }
+
+    /// A shard must resolve (symbolic links followed) to a file inside the model folder, or to a blob of
+    /// the Hugging Face cache the folder is a snapshot of (`.../snapshots/REV/` -> `.../blobs/`): a
+    /// checkpoint from the internet must not make Scalpel read files elsewhere on the machine.
+    static func checkInsideFolder(_ shard: String, folder: String, reportedBy: String) throws {
+        guard let target = realPath(shard) else { return }  // missing: MappedFile names the error
+        guard let root = realPath(folder) else { return }
+        if PathName.folder(target) == root { return }
+        let snapshots = PathName.folder(root)
+        if PathName.file(snapshots) == "snapshots" && PathName.folder(target) == PathName.folder(snapshots) + "/blobs" { return }
+        throw ScalpelError.malformed(file: reportedBy, tensor: nil,
+                                     reason: "shard \(PathName.file(shard)) is a symbolic link to a file outside the model folder")
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
     }
 
     /// The files of a model folder holding `tensors`: shards of at most `shardBytes` bytes of tensor data
