@@ -14,7 +14,9 @@ public enum FloatConversion {
         let n = dst.count
         guard let d = type.dtype else {
             guard case .block(let g) = type else { return }
-            try GGMLDequantize.dequantize(g, src, into: dst)
+            do { try GGMLDequantize.dequantize(g, src, into: dst) } catch ScalpelError.invalid(nil, nil, let reason) where !tensor.isEmpty {
+                throw ScalpelError.invalid(file: nil, tensor: tensor, reason: reason)  // the command names the file
+            }
             return
         }
         let s = UncheckedBox(src.baseAddress!)
