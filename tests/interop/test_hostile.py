@@ -112,8 +112,10 @@ def test_2_stats_of_values_near_the_f32_limit(scalpel, tmp):
 # 3. Integer overflow on crafted headers.
 # --------------------------------------------------------------------------------------------------
 
-def crafted_u8_header(count=8, size=2 ** 60):
-    header = {f"t{i}": {"dtype": "U8", "shape": [size], "data_offsets": [i * size, (i + 1) * size]} for i in range(count)}
+def crafted_u8_header():
+    """U8 tensors whose sizes add up to 2**63 - 1: the end of the data (8 + header + sizes) overflows."""
+    header = {f"t{i:02d}": {"dtype": "U8", "shape": [2 ** 59 - (i == 15)],
+                           "data_offsets": [i * 2 ** 59, (i + 1) * 2 ** 59 - (i == 15)]} for i in range(16)}
     text = json.dumps(header).encode()
     text += b" " * ((8 - (8 + len(text)) % 8) % 8)
     return struct.pack("<Q", len(text)) + text
@@ -123,7 +125,7 @@ def test_3_sizes_adding_up_past_int64_are_refused(scalpel, tmp):
     path = tmp / "sum.safetensors"
     path.write_bytes(crafted_u8_header())
     for args in (["inspect", path], ["inspect", path, "--stats"], ["convert", path, tmp / "o.safetensors"]):
-        one_error_line(scalpel.run(*args, check=False), path)
+        one_error_line(scalpel.run(*args, check=False), path, "add up past")
 
 
 def test_3_header_only_zstd_path_with_overflowing_counts(scalpel, tmp):
@@ -131,14 +133,15 @@ def test_3_header_only_zstd_path_with_overflowing_counts(scalpel, tmp):
     raw.write_bytes(crafted_u8_header())
     zst = tmp / "sum.safetensors.zst"
     subprocess.run(["zstd", "-q", "-f", raw, "-o", zst], check=True)
-    one_error_line(scalpel.run("inspect", zst, check=False), zst)
-    one_error_line(scalpel.run("inspect", zst, "--json", check=False), zst)
-    # F4 elements are twice the bytes: one tensor of 2**62 bytes has 2**63 elements.
-    header = {"a": {"dtype": "F4", "shape": [2 ** 62, 2], "data_offsets": [0, 2 ** 62]}}
+    one_error_line(scalpel.run("inspect", zst, check=False), zst, "add up past")
+    one_error_line(scalpel.run("inspect", zst, "--json", check=False), zst, "add up past")
+    # F4 elements are twice the bytes: seven tensors of 2**60 - 1 bytes hold more than 2**63 elements.
+    header = {f"t{i}": {"dtype": "F4", "shape": [2 ** 61 - 2], "data_offsets": [i * (2 ** 60 - 1), (i + 1) * (2 ** 60 - 1)]}
+              for i in range(7)}
     text = json.dumps(header).encode()
     raw.write_bytes(struct.pack("<Q", len(text)) + text)
     subprocess.run(["zstd", "-q", "-f", raw, "-o", zst], check=True)
-    one_error_line(scalpel.run("inspect", zst, check=False), zst)
+    one_error_line(scalpel.run("inspect", zst, check=False), zst, "add up past")
 
 
 # --------------------------------------------------------------------------------------------------

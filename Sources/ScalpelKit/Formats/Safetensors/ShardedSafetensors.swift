@@ -24,6 +24,10 @@ public enum ShardedSafetensors {
             shardOf[tensor] = f
             if !shards.contains(f) { shards.append(f) }
         }
+        for f in shards where !FileManager.default.fileExists(atPath: folder + "/" + f) {
+            let tensor = weightMap.first { $0.1.stringValue == f }?.0
+            throw ScalpelError.malformed(file: indexPath, tensor: tensor, reason: "weight_map names \(f), which is not in the folder")
+        }
         let ckpt = try open(folder: folder, shards: shards.sorted(), path: indexPath)
         for t in ckpt.tensors where shardOf[t.name] == nil {
             throw ScalpelError.malformed(file: indexPath, tensor: t.name, reason: "tensor is in a shard but not in weight_map")
