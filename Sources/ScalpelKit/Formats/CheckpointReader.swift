@@ -38,12 +38,21 @@ public enum CheckpointReader {
         return try ShardedSafetensors.open(folder: path, shards: shards)
     }
 
+    /// Opens the bytes of a file already in memory as `openFile` opens a file (tests and fuzz targets).
+    static func open(bytes: UnsafeRawBufferPointer, path: String, headerOnly: Bool) throws -> Checkpoint {
+        try openFile(path, mapped: MappedFile(copying: bytes, path: path), headerOnly: headerOnly)
+    }
+
+    /// Opens one file (safetensors, GGUF, or either zstd-compressed).
+    static func openFile(_ path: String, headerOnly: Bool) throws -> Checkpoint {
+        try openFile(path, mapped: try MappedFile(path: path), headerOnly: headerOnly)
+    }
+
     /// Opens one file (safetensors, GGUF, or either zstd-compressed).
     ///
     /// A compressed file's header is read and checked first (costing memory in proportion to the
     /// header); only then is the content decompressed, and never past the length the header describes.
-    static func openFile(_ path: String, headerOnly: Bool) throws -> Checkpoint {
-        let mapped = try MappedFile(path: path)
+    private static func openFile(_ path: String, mapped: MappedFile, headerOnly: Bool) throws -> Checkpoint {
         if Zstd.hasMagic(mapped.bytes) {
             let (header, contentLength) = try openCompressedHeader(path, mapped)
             if headerOnly { return header }

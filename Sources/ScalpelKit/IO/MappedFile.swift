@@ -16,6 +16,8 @@ public final class MappedFile: @unchecked Sendable {
     /// The mapped bytes (empty for an empty file).
     public let bytes: UnsafeRawBufferPointer
     private var mappingSlot: Int32 = -1
+    /// True when `bytes` is an allocated copy (tests, fuzzing), freed instead of unmapped.
+    private var owned = false
 
     /// Maps `path` read-only.
     /// - Throws: `ScalpelError.io` when the file cannot be opened, is not a regular file, or cannot be
@@ -42,6 +44,17 @@ public final class MappedFile: @unchecked Sendable {
         guard fstat(fd, &st) == 0 else { throw ScalpelError.io(file: displayPath, reason: String(cString: strerror(errno))) }
         bytes = try MappedFile.map(fd, size: Int(st.st_size), path: displayPath)
         registerForSIGBUS(name: displayPath)
+    }
+
+    /// A copy of `bytes` standing in for a mapped file named `path` (for tests and fuzz targets: no
+    /// file, no registration).
+    init(copying source: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        owned = true
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(source.count, 1), alignment: 64)
+        if let base = source.baseAddress, source.count > 0 { p.copyMemory(from: base, byteCount: source.count) }
+        bytes = UnsafeRawBufferPointer(start: source.count > 0 ? p : nil, count: source.count)
+        if source.count == 0 { p.deallocate() }
     }
 
     private static func map(_ fd: Int32, size: Int, path: String) throws -> UnsafeRawBufferPointer {
@@ -73,7 +86,11 @@ public final class MappedFile: @unchecked Sendable {
             MappedFile.namesLock.lock(); MappedFile.names[mappingSlot] = nil; MappedFile.namesLock.unlock()
         }
         scalpel_mapping_forget(mappingSlot)
-        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        if owned {
+            bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0).deallocate() }
+        } else if let base = bytes.baseAddress {
+            munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        }
     }
 
     /// The input file whose mapping holds `address` (used to blame a failed write from mapped memory

@@ -7,23 +7,7 @@ public enum ShardedSafetensors {
     /// and every tensor of every shard must be in the weight map.
     static func open(indexPath: String) throws -> Checkpoint {
         let folder = PathName.folder(indexPath)
-        let text = try readSmallFile(indexPath)
-        let json: JSONValue
-        do { json = try JSONParser.parse(text) } catch {
-            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "\(error)")
-        }
-        guard let weightMap = json["weight_map"]?.objectValue else {
-            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "no weight_map object")
-        }
-        var shardOf: [String: String] = [:]
-        var shards: [String] = []
-        for (tensor, file) in weightMap {
-            guard let f = file.stringValue, !f.contains("/") else {
-                throw ScalpelError.malformed(file: indexPath, tensor: tensor, reason: "weight_map value is not a file name in the same folder")
-            }
-            shardOf[tensor] = f
-            if !shards.contains(f) { shards.append(f) }
-        }
+        let (weightMap, shardOf, shards) = try parseIndex(try readSmallFile(indexPath), indexPath: indexPath)
         for f in shards where !FileManager.default.fileExists(atPath: folder + "/" + f) {
             let tensor = weightMap.first { $0.1.stringValue == f }?.0
             throw ScalpelError.malformed(file: indexPath, tensor: tensor, reason: "weight_map names \(f), which is not in the folder")
@@ -43,6 +27,29 @@ public enum ShardedSafetensors {
             throw ScalpelError.malformed(file: indexPath, tensor: missing.first, reason: "tensor in weight_map is missing from its shard")
         }
         return ckpt
+    }
+
+    /// Parses an index: its weight map (tensor -> shard file name, each a plain name in the same folder)
+    /// and the shard names in first-seen order.
+    static func parseIndex(_ text: String, indexPath: String) throws -> (weightMap: [(String, JSONValue)], shardOf: [String: String], shards: [String]) {
+        let json: JSONValue
+        do { json = try JSONParser.parse(text) } catch {
+            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "\(error)")
+        }
+        guard let weightMap = json["weight_map"]?.objectValue else {
+            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "no weight_map object")
+        }
+        var shardOf: [String: String] = [:]
+        var shards: [String] = []
+        var seen = Set<String>()
+        for (tensor, file) in weightMap {
+            guard let f = file.stringValue, !f.isEmpty, !f.contains("/"), f != ".", f != ".." else {
+                throw ScalpelError.malformed(file: indexPath, tensor: tensor, reason: "weight_map value is not a file name in the same folder")
+            }
+            shardOf[tensor] = f
+            if seen.insert(f).inserted { shards.append(f) }
+        }
+        return (weightMap, shardOf, shards)
     }
 
     /// Opens the given shard files of `folder` as one model. Tensor names must be unique across shards;
