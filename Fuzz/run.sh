@@ -57,8 +57,10 @@ PY
 status=0
 for t in "${TARGETS[@]}"; do
   exe="$B/fuzz-$t"
+  rm -f "$exe"
   swiftc -sanitize=fuzzer,address -parse-as-library -g "${MODULE_FLAGS[@]}" "Fuzz/Targets/$t.swift" "${OBJECTS[@]}" \
-    -lzstd -lopenblas -llapacke -o "$exe"
+    -lzstd -lopenblas -llapacke -o "$exe" 2>&1 | grep -v "Cannot export local symbol" || true
+  test -x "$exe" || { echo "fuzz: cannot link $t" >&2; exit 1; }
   mkdir -p "$B/corpus/$t" "$B/findings/$t"
   log="$B/fuzz-$t.log"
   set +e

@@ -49,7 +49,7 @@ public final class Checkpoint: @unchecked Sendable {
         var idx: [String: Int] = [:]
         for (i, t) in tensors.enumerated() { idx[t.name] = i }
         self.index = idx
-        OpenedInputs.register(checkpoint: path, tensorNames: tensors.map(\.name))
+        OpenedInputs.register(self)
     }
 
     /// The position of the tensor named `name` in `tensors`, if present.

@@ -16,7 +16,9 @@ public enum OpenedInputs {
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var files: [Entry] = []
+    /// The first checkpoints opened (a command's inputs); bounded so a long-lived process does not grow.
     nonisolated(unsafe) private static var checkpoints: [(path: String, names: Set<String>)] = []
+    private static let maxCheckpoints = 32
 
     /// Records an opened input file (`path` as the user would know it).
     static func register(device: UInt64, inode: UInt64, path: String) {
@@ -26,10 +28,11 @@ public enum OpenedInputs {
         }
     }
 
-    /// Records an opened checkpoint and its tensor names.
-    static func register(checkpoint path: String, tensorNames: [String]) {
+    /// Records an opened checkpoint and its tensor names (the first `maxCheckpoints` of a process).
+    static func register(_ checkpoint: Checkpoint) {
         lock.lock(); defer { lock.unlock() }
-        checkpoints.append((path, Set(tensorNames)))
+        guard checkpoints.count < maxCheckpoints else { return }
+        checkpoints.append((checkpoint.path, Set(checkpoint.tensors.map(\.name))))
     }
 
     /// The input that `path` is (same device and inode), if any. A missing `path` is no input.
