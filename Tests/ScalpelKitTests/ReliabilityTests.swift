@@ -100,7 +100,8 @@ import Testing
 
     @Test func strictAdapterConfigTypes() throws {
         func config(_ extra: String) throws -> AdapterConfig {
-            try AdapterConfig(json: try JSONParser.parse("{\"peft_type\": \"LORA\"\(extra)}"), file: "adapter_config.json")
+            let prefix = extra.contains("peft_type") ? "\"task_type\": \"CAUSAL_LM\"" : "\"peft_type\": \"LORA\""
+            return try AdapterConfig(json: try JSONParser.parse("{\(prefix)\(extra)}"), file: "adapter_config.json")
         }
         #expect(try config(", \"r\": 4, \"lora_alpha\": 16").scaling(for: "q") == 4)
         #expect(try config(", \"r\": 4, \"lora_alpha\": null").loraAlpha == 8)
