@@ -46,8 +46,8 @@ def references(large, scalpel, tmp_path_factory):
 
 
 COMMANDS = {
-    "convert-f16": (["convert", "{src}", "{dst}", "--dtype", "f16"], "out.safetensors"),
-    "quantize-q8_0": (["quantize", "{src}", "{dst}", "--type", "q8_0"], "out.gguf"),
+    "convert-f16": (["convert", "{src}", "{dst}", "--dtype", "f16", "--force"], "out.safetensors"),
+    "quantize-q8_0": (["quantize", "{src}", "{dst}", "--type", "q8_0", "--force"], "out.gguf"),
 }
 
 
