@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #define TEMP_SLOTS 4096
-#define MAP_SLOTS 4096
+#define MAP_SLOTS 1024
+#define MESSAGE_BYTES 1536
 
 typedef struct {
     char *path;     // strdup'd; NULL when the slot is free
@@ -25,7 +26,7 @@ typedef struct {
 typedef struct {
     uintptr_t start;  // 0 when free
     uintptr_t end;
-    char *message;
+    char message[MESSAGE_BYTES];  // inline: no allocation, nothing for a handler to find freed
 } map_slot;
 
 static pthread_mutex_t temp_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -122,7 +123,13 @@ int scalpel_mapping_register(const void *start, size_t length, const char *messa
     int slot = -1;
     for (int i = 0; i < MAP_SLOTS; i++) {
         if (__atomic_load_n(&maps[i].start, __ATOMIC_ACQUIRE) == 0) {
-            maps[i].message = strdup(message);
+            size_t n = strlen(message);
+            if (n < MESSAGE_BYTES) {
+                memcpy(maps[i].message, message, n + 1);
+            } else {  // a very long path: cut, keep the newline
+                memcpy(maps[i].message, message, MESSAGE_BYTES - 5);
+                memcpy(maps[i].message + MESSAGE_BYTES - 5, "...\n", 5);
+            }
             maps[i].end = (uintptr_t)start + length;
             __atomic_store_n(&maps[i].start, (uintptr_t)start, __ATOMIC_RELEASE);
             slot = i;
@@ -137,7 +144,6 @@ void scalpel_mapping_forget(int slot) {
     if (slot < 0 || slot >= MAP_SLOTS) return;
     pthread_mutex_lock(&map_lock);
     __atomic_store_n(&maps[slot].start, 0, __ATOMIC_RELEASE);
-    // The message is kept (leaked) so that a handler still reading it never sees freed memory.
     pthread_mutex_unlock(&map_lock);
 }
 

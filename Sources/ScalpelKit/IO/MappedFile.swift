@@ -7,8 +7,8 @@ import Glibc
 /// A read-only memory map of a whole file, unmapped when the last reference goes away.
 ///
 /// Pages are read on demand by the kernel: mapping a 4 GB file costs nothing until its bytes are touched.
-/// The file is opened without blocking (a FIFO or device is refused, never waited on), recorded in
-/// `OpenedInputs` (so no output may replace it), and its range is registered for SIGBUS reporting: if
+/// The file is opened without blocking (a FIFO or device is refused, never waited on), and its range is
+/// registered for SIGBUS reporting: if
 /// another process truncates the file while it is read, the run stops with one line naming the file.
 public final class MappedFile: @unchecked Sendable {
     /// The path the file was opened with.
@@ -31,7 +31,6 @@ public final class MappedFile: @unchecked Sendable {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw ScalpelError.io(file: path, reason: String(cString: strerror(errno))) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw ScalpelError.io(file: path, reason: "not a regular file") }
-        OpenedInputs.register(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), path: path)
         bytes = try MappedFile.map(fd, size: Int(st.st_size), path: path)
         registerForSIGBUS(name: path)
     }

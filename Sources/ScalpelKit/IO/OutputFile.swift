@@ -7,9 +7,6 @@ import Glibc
 /// renames into place. Dropping the object without committing deletes the temporary file, so a failed
 /// run leaves no partial output; SIGINT and SIGTERM delete it too (see `Temporaries`).
 ///
-/// An output may never replace an opened input (same device and inode, whatever the path): checked when
-/// the file is created and again just before the rename.
-///
 /// When `zstdLevel` is set, everything written is compressed as one zstd frame.
 public final class OutputFile {
     /// The final path.
@@ -31,7 +28,6 @@ public final class OutputFile {
     public init(path: String, zstdLevel: Int? = nil) throws {
         self.path = path
         displayPath = Temporaries.displayPath(path)
-        try OpenedInputs.checkNotInput(path)
         (temporaryPath, fd, slot) = try Temporaries.createFile(for: path)
         if let zstdLevel { zstd = try ZstdCompressor(level: zstdLevel, path: displayPath) }
     }
@@ -109,7 +105,6 @@ public final class OutputFile {
             throw ScalpelError.io(file: displayPath, reason: "close failed: \(String(cString: strerror(errno)))")
         }
         fd = -1
-        try OpenedInputs.checkNotInput(path)
         let e = Temporaries.commit(slot: slot, from: temporaryPath, to: path)
         guard e == 0 else {
             throw ScalpelError.io(file: displayPath, reason: "cannot rename into place: \(String(cString: strerror(e)))")

@@ -18,7 +18,6 @@ public final class TemporaryFolder {
     /// caller's rule: `Pipeline` refuses it unless forced).
     public init(finalPath: String) throws {
         self.finalPath = finalPath
-        try OpenedInputs.checkNotInput(finalPath)
         (path, slot) = try Temporaries.createFolder(for: finalPath)
         Temporaries.setDisplay(temporaryFolder: path, finalPath: finalPath)
     }
@@ -34,7 +33,6 @@ public final class TemporaryFolder {
     /// Renames the folder into place.
     public func commit() throws {
         chmod(path, 0o755)
-        try OpenedInputs.checkNotInput(finalPath)
         let e = Temporaries.commit(slot: slot, from: path, to: finalPath)
         guard e == 0 else {
             throw ScalpelError.io(file: finalPath, reason: "cannot rename into place: \(String(cString: strerror(e)))")
