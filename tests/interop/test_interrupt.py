@@ -161,7 +161,10 @@ def test_sigint_while_decompressing_leaves_nothing_in_tmpdir(scalpel, large, tmp
     proc = subprocess.Popen([str(scalpel.binary), "convert", zst, tmp / "o.safetensors", "--dtype", "f16"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "TMPDIR": str(scratch)})
-    time.sleep(0.4)
+    end = time.monotonic() + 30  # the input mapped: the handlers are installed, decompression begins
+    while not mapped(proc.pid, zst) and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.001)
+    time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode in (143, 0)
