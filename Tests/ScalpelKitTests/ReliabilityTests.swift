@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import ScalpelKit
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Issue 13: hostile input, temporaries, overwrite protection.
 @Suite struct ReliabilityTests {
@@ -69,21 +72,23 @@ import Testing
         #expect(t == "/a/b/.out.gguf.tmp-\(getpid())-XXXXXX")
     }
 
-    @Test func outputFileRefusesAnOpenedInputAndCleansUp() throws {
+    @Test func writingOverAnInputIsRefusedEvenWithForce() throws {
         let dir = TempDir()
         defer { dir.cleanup() }
         let input = dir.file("in.safetensors")
         try SafetensorsWriter.write([f32Tensor("a", [2], [1, 2])], metadata: Metadata(), to: input)
         let before = try Data(contentsOf: URL(fileURLWithPath: input))
         let c = try CheckpointReader.open(input)
-        #expect(c.tensors.count == 1)
         let link = dir.file("link.safetensors")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: input)
-        for target in [input, link] {
-            #expect(throws: ScalpelError.self) { _ = try OutputFile(path: target) }
+        #expect(Glibc.link(input, dir.file("hard.safetensors")) == 0)
+        for target in [input, link, dir.file("hard.safetensors")] {
+            let plan = Plan(destination: try Destination(path: target), tensors: [f32Tensor("a", [2], [3, 4])],
+                            metadata: Metadata(), inputs: c.sourcePaths)
+            #expect(throws: ScalpelError.self) { _ = try Pipeline.write(plan, options: .init(force: true)) }
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: input)) == before)
-        #expect(dir.entries() == ["in.safetensors", "link.safetensors"])
+        #expect(dir.entries() == ["hard.safetensors", "in.safetensors", "link.safetensors"])
     }
 
     @Test func staleTemporariesOfDeadProcessesAreSwept() throws {
