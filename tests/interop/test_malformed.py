@@ -1,8 +1,9 @@
 """Every file in fixtures/malformed/ is rejected cleanly by inspect and convert.
 
-Contract: exit code 1; stderr is ONE line, starting `scalpel: error: `, naming the file and containing
-(besides the path) the substring fixtures/malformed/expected.json gives for it; stdout stays empty; convert leaves neither
-its output nor a temporary file (`.*.tmp-*`) behind.
+Contract: exit code 1; stderr is ONE line, starting `scalpel: error: `, naming the file (and the tensor, when
+expected.json gives one) and containing (besides the path) the substring fixtures/malformed/expected.json gives
+for it; stdout stays empty; convert leaves neither its output nor a temporary file (`.*.tmp-*`) behind, and no
+decompressed temporary in TMPDIR.
 """
 import json
 from pathlib import Path
@@ -19,7 +20,7 @@ def test_corpus_is_complete(malformed_dir):
                      if p.name not in ("expected.json", "make_malformed.py") and not p.name.startswith("__")
                      and "torch" not in p.name)  # torch_*: test_torch_malformed.py, expected_torch.json
     assert on_disk == sorted(EXPECTED)
-    assert len(on_disk) >= 24
+    assert len(on_disk) >= 100
 
 
 def check_error(proc, path, expected):
@@ -32,6 +33,8 @@ def check_error(proc, path, expected):
     # The file names contain words like "duplicate" or "truncated": look for the substring elsewhere.
     message = line.replace(str(path), "<path>")
     assert expected["error"].lower() in message.lower(), f"expected {expected['error']!r} in: {line}"
+    if "tensor" in expected:
+        assert f"{path}: {expected['tensor']}: " in line, f"the message does not name tensor {expected['tensor']!r}: {line}"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -2,6 +2,7 @@
 #define SCALPEL_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+#include "ScalpelCleanup.h"
 
 /// Converts `count` IEEE binary16 values to binary32 (exact). Uses F16C when the CPU has it.
 void scalpel_f16_to_f32(const uint16_t *src, float *dst, size_t count);

@@ -49,6 +49,7 @@ public final class Checkpoint: Sendable {
         var idx: [String: Int] = [:]
         for (i, t) in tensors.enumerated() { idx[t.name] = i }
         self.index = idx
+        OpenedInputs.register(self)
     }
 
     /// The position of the tensor named `name` in `tensors`, if present.
@@ -92,9 +93,14 @@ public final class Checkpoint: Sendable {
     /// no output may overwrite an input.
     public var sourcePaths: [String] { [path] + files.map(\.path) }
 
-    /// Total bytes of tensor data.
+    /// Total bytes of tensor data (the readers check that this sum does not overflow).
     public var dataBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
 
-    /// Total elements over all tensors.
-    public var parameterCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
+    /// Total elements over all tensors (Int.max if a crafted header's count overflows).
+    public var parameterCount: Int {
+        tensors.reduce(0) { sum, t in
+            let (s, o) = sum.addingReportingOverflow(t.elementCount)
+            return o ? Int.max : s
+        }
+    }
 }

@@ -48,12 +48,25 @@ public enum CheckpointReader {
         return try ShardedSafetensors.open(folder: path, shards: shards)
     }
 
+    /// Opens the bytes of a file already in memory as `openFile` opens a file (tests and fuzz targets).
+    static func open(bytes: UnsafeRawBufferPointer, path: String, headerOnly: Bool) throws -> Checkpoint {
+        try openFile(path, mapped: MappedFile(copying: bytes, path: path), headerOnly: headerOnly)
+    }
+
     /// Opens one file (safetensors, GGUF, or either zstd-compressed).
     static func openFile(_ path: String, headerOnly: Bool) throws -> Checkpoint {
-        let mapped = try MappedFile(path: path)
+        try openFile(path, mapped: try MappedFile(path: path), headerOnly: headerOnly)
+    }
+
+    /// Opens one file (safetensors, GGUF, or either zstd-compressed).
+    ///
+    /// A compressed file's header is read and checked first (costing memory in proportion to the
+    /// header); only then is the content decompressed, and never past the length the header describes.
+    private static func openFile(_ path: String, mapped: MappedFile, headerOnly: Bool) throws -> Checkpoint {
         if Zstd.hasMagic(mapped.bytes) {
-            if headerOnly { return try openCompressedHeader(path, mapped) }
-            let plain = try Zstd.decompressToMappedFile(mapped.bytes, path: path)
+            let (header, contentLength) = try openCompressedHeader(path, mapped)
+            if headerOnly { return header }
+            let plain = try Zstd.decompressToMappedFile(mapped.bytes, path: path, expectedLength: contentLength)
             return try parse(plain, path: path, compressed: true, fileBytes: mapped.bytes.count)
         }
         return try parse(mapped, path: path, compressed: false, fileBytes: mapped.bytes.count)
@@ -79,8 +92,15 @@ public enum CheckpointReader {
                           files: [file], metadata: h.metadata, fileBytes: fileBytes)
     }
 
-    /// Reads the header of a zstd-compressed file by decompressing a growing prefix.
-    private static func openCompressedHeader(_ path: String, _ mapped: MappedFile) throws -> Checkpoint {
+    /// The most bytes of a compressed file's content read to find its header (a safetensors header is
+    /// at most 100 MB by the format; a GGUF header with a large vocabulary is a few tens of MB).
+    static let maxCompressedHeaderBytes = 128 << 20
+
+    /// Reads the header of a zstd-compressed file by decompressing a growing prefix (4x each time), and
+    /// returns it with the length of the content it describes (an upper bound for GGUF, whose last
+    /// padding may be missing). A header that claims more bytes than the content holds is found by
+    /// counting the decompressed bytes, not by storing them.
+    private static func openCompressedHeader(_ path: String, _ mapped: MappedFile) throws -> (Checkpoint, Int) {
         var limit = 1 << 16
         while true {
             let prefix = try Zstd.decompressPrefix(mapped.bytes, limit: limit, path: path)
@@ -89,19 +109,37 @@ public enum CheckpointReader {
                 return try prefix.withUnsafeBytes { bytes in
                     if GGUFReader.hasMagic(bytes) {
                         let h = try GGUFReader.parse(bytes, fileLength: complete ? bytes.count : nil, file: path)
-                        return Checkpoint(path: path, format: .gguf, compressed: true, tensors: h.tensors, locations: [],
-                                          files: [], metadata: h.metadata, fileBytes: mapped.bytes.count, alignment: h.alignment)
+                        var end = h.dataStart
+                        for t in h.tensors {
+                            let (e, o) = (h.dataStart + t.offset).addingReportingOverflow(t.byteCount + h.alignment)
+                            end = o ? Int.max : max(end, e)
+                        }
+                        return (Checkpoint(path: path, format: .gguf, compressed: true, tensors: h.tensors, locations: [],
+                                           files: [], metadata: h.metadata, fileBytes: mapped.bytes.count, alignment: h.alignment), end)
                     }
                     if !complete, bytes.count >= 8 {
                         let n = try SafetensorsHeader.headerLength(bytes, file: path)
                         if 8 + n > bytes.count { throw NeedMoreBytes(atLeast: 8 + n) }
                     }
                     let h = try SafetensorsHeader.parse(bytes, fileLength: complete ? bytes.count : nil, file: path)
-                    return Checkpoint(path: path, format: .safetensors, compressed: true, tensors: h.tensors, locations: [],
-                                      files: [], metadata: h.metadata, fileBytes: mapped.bytes.count)
+                    let end = h.tensors.reduce(h.dataStart) { $0 + $1.byteCount }
+                    return (Checkpoint(path: path, format: .safetensors, compressed: true, tensors: h.tensors, locations: [],
+                                       files: [], metadata: h.metadata, fileBytes: mapped.bytes.count), end)
                 }
             } catch let more as NeedMoreBytes where !complete {
-                limit = max(limit * 4, more.atLeast)
+                let next = max(limit * 4, more.atLeast)
+                if next > limit * 4 || next > maxCompressedHeaderBytes {
+                    // A jump (a count or length from the header): check the content has those bytes
+                    // before holding them.
+                    let have = try Zstd.decompressedLength(mapped.bytes, upTo: more.atLeast, path: path)
+                    guard more.atLeast <= have else {
+                        throw ScalpelError.malformed(file: path, tensor: nil, reason: "the header needs \(more.atLeast) bytes, past the end of the decompressed content (\(have) bytes)")
+                    }
+                }
+                guard more.atLeast <= maxCompressedHeaderBytes else {
+                    throw ScalpelError.malformed(file: path, tensor: nil, reason: "the header is larger than \(maxCompressedHeaderBytes >> 20) MiB; Scalpel reads compressed headers up to that size (decompress the file first)")
+                }
+                limit = min(next, maxCompressedHeaderBytes)
             }
         }
     }

@@ -18,10 +18,11 @@ public struct ModelFolder: Sendable {
         let weightSuffixes = [".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth",
                               ".gguf", ".zst", ".ckpt", ".h5", ".msgpack", ".onnx"]
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        // Regular files only (symbolic links followed): a FIFO or device among them would block the copy.
         companionFiles = names.filter { name in
-            var d: ObjCBool = false
-            FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &d)
-            return !d.boolValue && !name.hasPrefix(".") && !weightSuffixes.contains(where: { name.hasSuffix($0) })
+            var st = stat()
+            guard stat(folder + "/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
+            return !name.hasPrefix(".") && !weightSuffixes.contains(where: { name.hasSuffix($0) })
         }.sorted()
     }
 

@@ -5,7 +5,7 @@ import Glibc
 
 /// A file being written: bytes go to a temporary file in the destination folder, which `commit()`
 /// renames into place. Dropping the object without committing deletes the temporary file, so a failed
-/// run leaves no partial output.
+/// run leaves no partial output; SIGINT and SIGTERM delete it too (see `Temporaries`).
 ///
 /// When `zstdLevel` is set, everything written is compressed as one zstd frame.
 public final class OutputFile {
@@ -13,7 +13,11 @@ public final class OutputFile {
     public let path: String
     /// The temporary path being written.
     public let temporaryPath: String
+    /// The final path as the user knows it (inside the final folder when `path` is in a temporary
+    /// output folder); errors name it.
+    private let displayPath: String
     private var fd: Int32
+    private let slot: Int32
     private var buffer: [UInt8] = []
     private let bufferLimit = 1 << 22
     private var zstd: ZstdCompressor?
@@ -23,21 +27,17 @@ public final class OutputFile {
     /// - Parameter zstdLevel: compress with this zstd level (1...19), or nil for no compression.
     public init(path: String, zstdLevel: Int? = nil) throws {
         self.path = path
-        let dir = PathName.folder(path)
-        let base = PathName.file(path)
-        var template = Array((dir + "/.\(base).tmp-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else {
-            throw ScalpelError.io(file: path, reason: "cannot create a temporary file: \(String(cString: strerror(errno)))")
-        }
-        self.fd = fd
-        self.temporaryPath = String(cString: template.map { UInt8(bitPattern: $0) } + [0])
-        if let zstdLevel { zstd = try ZstdCompressor(level: zstdLevel, path: path) }
+        displayPath = Temporaries.displayPath(path)
+        (temporaryPath, fd, slot) = try Temporaries.createFile(for: path)
+        if let zstdLevel { zstd = try ZstdCompressor(level: zstdLevel, path: displayPath) }
     }
 
     deinit {
         if fd >= 0 { close(fd) }
-        if !committed { unlink(temporaryPath) }
+        if !committed {
+            unlink(temporaryPath)
+            Temporaries.forget(slot: slot)
+        }
     }
 
     /// Appends bytes.
@@ -80,8 +80,13 @@ public final class OutputFile {
         while done < bytes.count {
             let n = Platform.write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
-                if errno == EINTR { continue }
-                throw ScalpelError.io(file: path, reason: "write failed: \(String(cString: strerror(errno)))")
+                let e = errno
+                if e == EINTR { continue }
+                // EFAULT: the source bytes are a mapped input that shrank under us; blame the input.
+                if e == EFAULT, let input = MappedFile.mappedInput(holding: bytes.baseAddress! + done) {
+                    throw ScalpelError.io(file: input, reason: MappedFile.changedWhileRead)
+                }
+                throw ScalpelError.io(file: displayPath, reason: "write failed: \(String(cString: strerror(e)))")
             }
             done += n
         }
@@ -97,11 +102,12 @@ public final class OutputFile {
         fchmod(fd, 0o644)
         guard close(fd) == 0 else {
             fd = -1
-            throw ScalpelError.io(file: path, reason: "close failed: \(String(cString: strerror(errno)))")
+            throw ScalpelError.io(file: displayPath, reason: "close failed: \(String(cString: strerror(errno)))")
         }
         fd = -1
-        guard rename(temporaryPath, path) == 0 else {
-            throw ScalpelError.io(file: path, reason: "cannot rename into place: \(String(cString: strerror(errno)))")
+        let e = Temporaries.commit(slot: slot, from: temporaryPath, to: path)
+        guard e == 0 else {
+            throw ScalpelError.io(file: displayPath, reason: "cannot rename into place: \(String(cString: strerror(e)))")
         }
         committed = true
     }

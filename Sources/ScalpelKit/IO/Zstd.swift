@@ -45,7 +45,7 @@ public enum Zstd {
     }
 
     /// Decompresses at most `limit` bytes from the start of `input` (stops early; used to read headers
-    /// without decompressing the data).
+    /// without decompressing the data). Memory: `limit` bytes at most.
     public static func decompressPrefix(_ input: UnsafeRawBufferPointer, limit: Int, path: String) throws -> [UInt8] {
         var result: [UInt8] = []
         try decompress(input, path: path) { chunk in
@@ -56,27 +56,68 @@ public enum Zstd {
         return result
     }
 
-    /// Decompresses all of `input` into a new unlinked temporary file and maps it.
-    public static func decompressToMappedFile(_ input: UnsafeRawBufferPointer, path: String) throws -> MappedFile {
-        let tmpDir = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        let out = try OutputFile(path: tmpDir + "/scalpel-zstd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    /// How many bytes `input` decompresses to, counting at most up to `limit` (returns `limit` when there
+    /// are at least that many). Decompresses into a small reused buffer: costs time, not memory or disk.
+    public static func decompressedLength(_ input: UnsafeRawBufferPointer, upTo limit: Int, path: String) throws -> Int {
+        var total = 0
         try decompress(input, path: path) { chunk in
-            try out.write(chunk)
-            return true
+            total += chunk.count
+            return total < limit
         }
-        try out.commit()
-        defer { unlink(out.path) }
-        return try MappedFile(path: out.path)
+        return min(total, limit)
     }
 
-    /// Streams the decompressed bytes to `sink` until it returns false or the input ends.
+    /// Decompresses all of `input` into an unlinked temporary file under TMPDIR and maps it. The file has
+    /// no name from the moment it is created, so nothing is left behind however the run ends.
+    /// - Parameter expectedLength: the length the header promises; decompression stops with an error as
+    ///   soon as the content runs longer (a decompression bomb never fills the disk).
+    public static func decompressToMappedFile(_ input: UnsafeRawBufferPointer, path: String, expectedLength: Int? = nil) throws -> MappedFile {
+        let tmpDir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((tmpDir + "/scalpel-zstd-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw ScalpelError.io(file: path, reason: "cannot create a temporary file in \(tmpDir) to decompress into: \(String(cString: strerror(errno)))")
+        }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        defer { close(fd) }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 22)
+        var written = 0
+        func flush() throws {
+            var done = 0
+            while done < buffer.count {
+                let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ScalpelError.io(file: path, reason: "cannot decompress into \(tmpDir): \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+            buffer.removeAll(keepingCapacity: true)
+        }
+        try decompress(input, path: path) { chunk in
+            written += chunk.count
+            if let expectedLength, written > expectedLength {
+                throw ScalpelError.malformed(file: path, tensor: nil, reason: "the decompressed content is longer than the \(expectedLength) bytes its header describes")
+            }
+            buffer.append(contentsOf: chunk)
+            if buffer.count >= 1 << 22 { try flush() }
+            return true
+        }
+        try flush()
+        return try MappedFile(descriptor: fd, displayPath: path)
+    }
+
+    /// Streams the decompressed bytes to `sink` until it returns false or the input ends. The input may
+    /// hold several frames; it must end at the end of a frame.
     private static func decompress(_ input: UnsafeRawBufferPointer, path: String,
                                    sink: (UnsafeRawBufferPointer) throws -> Bool) throws {
         guard let d = ZSTD_createDCtx() else { throw ScalpelError.io(file: path, reason: "zstd: out of memory") }
         defer { ZSTD_freeDCtx(d) }
+        // At most 128 MiB of window (zstd --long=27): a frame asking for more is refused, not allocated.
+        ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 27)
         var out = [UInt8](repeating: 0, count: ZSTD_DStreamOutSize())
         var inBuf = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
-        var lastResult = 0
         while true {
             let (r, produced): (Int, Int) = try out.withUnsafeMutableBytes { o in
                 var outBuf = ZSTD_outBuffer(dst: o.baseAddress, size: o.count, pos: 0)
@@ -86,15 +127,17 @@ public enum Zstd {
                 }
                 return (r, outBuf.pos)
             }
-            lastResult = r
             if produced > 0 {
                 let keepGoing = try out.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
                 if !keepGoing { return }
             }
-            if inBuf.pos == inBuf.size && produced < out.count { break }
-        }
-        if lastResult != 0 {
-            throw ScalpelError.malformed(file: path, tensor: nil, reason: "zstd stream is truncated")
+            // r == 0: a frame is completely decoded and flushed. Done when no input is left (another
+            // frame may follow otherwise).
+            if r == 0 && inBuf.pos == inBuf.size { return }
+            // Input used up, output buffer not filled: zstd has nothing more to give. The frame is cut.
+            if inBuf.pos == inBuf.size && produced < out.count {
+                throw ScalpelError.malformed(file: path, tensor: nil, reason: "zstd stream is truncated")
+            }
         }
     }
 }

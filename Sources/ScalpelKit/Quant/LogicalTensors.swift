@@ -81,21 +81,21 @@ public enum LogicalTensors {
         guard let text = String(validating: stateView.bytes, as: UTF8.self),
               let state = try? JSONParser.parse(text) else { throw bad("quant state is not JSON") }
         guard let blockSize = state["blocksize"]?.intValue, FourBit.blockSizes.contains(blockSize) else { throw bad("bad blocksize") }
-        guard let dims = state["shape"]?.arrayValue?.compactMap(\.intValue), dims.allSatisfy({ $0 >= 0 }),
-              let count = dims.checkedProduct() else { throw bad("bad shape") }
+        guard let raw = state["shape"]?.arrayValue, case let dims = raw.compactMap(\.intValue), dims.count == raw.count,
+              dims.allSatisfy({ $0 >= 0 }), let count = dims.checkedProduct() else { throw bad("bad shape") }
         let nested = state["nested_offset"] != nil
         var parts = [name, name + ".absmax", name + ".quant_map", stateName]
         if nested { parts += [name + ".nested_absmax", name + ".nested_quant_map"] }
         let codes = try part(c, name, .u8, logical: name)
-        guard codes.bytes.count == (count + 1) / 2 else { throw bad("\(codes.bytes.count) code bytes for \(count) values") }
-        let blocks = (count + blockSize - 1) / blockSize
+        guard codes.bytes.count == count / 2 + count % 2 else { throw bad("\(codes.bytes.count) code bytes for \(count) values") }
+        let blocks = count / blockSize + (count % blockSize == 0 ? 0 : 1)
         let absmax = try part(c, name + ".absmax", nested ? .u8 : .f32, logical: name)
         guard absmax.info.elementCount == blocks else { throw bad("absmax has \(absmax.info.elementCount) values for \(blocks) blocks") }
         var nestedParts: (TensorView, Float)? = nil
         if nested {
             let n = try part(c, name + ".nested_absmax", .f32, logical: name)
-            guard n.info.elementCount == (blocks + NestedAbsmax.blockSize - 1) / NestedAbsmax.blockSize,
-                  let offset = state["nested_offset"]?.doubleValue else { throw bad("nested absmax does not fit") }
+            guard n.info.elementCount == blocks / NestedAbsmax.blockSize + (blocks % NestedAbsmax.blockSize == 0 ? 0 : 1),
+                  let offset = state["nested_offset"]?.doubleValue, offset.isFinite else { throw bad("nested absmax does not fit") }
             nestedParts = (n, Float(offset))
         }
         let original = state["dtype"]?.stringValue.flatMap { ["float32": DType.f32, "float16": .f16, "bfloat16": .bf16][$0] }

@@ -17,7 +17,7 @@ extension InspectReport {
                 + Format.bytes(quantizedWeights.reduce(0) { $0 + $1.1.bytes })), at: 3)
             summary[summary.count - 1].1 += ", " + Format.fixed(Double(totals.bytes) * 8 / Double(max(1, logicalParameters)), 2) + " per weight parameter"
         }
-        out.append(path)
+        out.append(Escape.untrusted(path))
         let w = summary.map(\.0.count).max()!
         for (k, v) in summary { out.append("  " + k + String(repeating: " ", count: w - k.count + 2) + v) }
 
@@ -30,15 +30,15 @@ extension InspectReport {
             let scaling = a.loraAlpha / (a.useRSLoRA ? Double(a.r).squareRoot() : Double(a.r))
             out.append("  r \(a.r), lora_alpha \(Format.number(a.loraAlpha)), scaling \(Format.number(scaling))"
                 + (a.useRSLoRA ? " (rsLoRA)" : "") + (a.useDoRA ? ", DoRA" : ""))
-            out.append(contentsOf: InspectReport.wrapped("  target modules: ", a.targetModuleNames))
+            out.append(contentsOf: InspectReport.wrapped("  target modules: ", a.targetModuleNames).map(Escape.untrusted))
             if !adapterRanks.isEmpty {
                 out.append("  ranks in file: " + adapterRanks.map { "r=\($0.0) x\($0.1)" }.joined(separator: ", "))
             }
             if !a.rankPattern.isEmpty {
-                out.append("  rank_pattern: " + InspectReport.patterns(a.rankPattern.map { "\(InspectReport.unescaped($0.0))=\($0.1)" }))
+                out.append("  rank_pattern: " + Escape.untrusted(InspectReport.patterns(a.rankPattern.map { "\(InspectReport.unescaped($0.0))=\($0.1)" })))
             }
             if !a.alphaPattern.isEmpty {
-                out.append("  alpha_pattern: " + InspectReport.patterns(a.alphaPattern.map { "\(InspectReport.unescaped($0.0))=\(Format.number($0.1))" }))
+                out.append("  alpha_pattern: " + Escape.untrusted(InspectReport.patterns(a.alphaPattern.map { "\(InspectReport.unescaped($0.0))=\(Format.number($0.1))" })))
             }
         }
 
@@ -54,7 +54,7 @@ extension InspectReport {
         if showMetadata {
             out.append("")
             out.append("metadata (\(metadata.entries.count) keys)")
-            for (k, v) in metadata.entries { out.append("  \(k) = \(InspectReport.short(v))") }
+            for (k, v) in metadata.entries { out.append(Escape.untrusted("  \(k) = \(InspectReport.short(v))")) }
         }
 
         if listTensors || tensors.contains(where: { $0.1 != nil }) {

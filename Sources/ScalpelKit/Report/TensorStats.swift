@@ -109,6 +109,9 @@ public struct TensorStats: Sendable, Equatable {
             inf = x.count - finite - nan
             self.absSum = absSum
             guard finite > 0 else { return }
+            // f32 lanes overflow for values near the top of the range (sums of 1e20s square past f32):
+            // such chunks are redone in f64.
+            guard sum.isFinite, absSum.isFinite else { self.exactInDouble(x); return }
             mean = sum / Double(finite)
             // Second pass over the (cached) chunk for the centred sum of squares.
             let m = Float(mean)
@@ -128,6 +131,18 @@ public struct TensorStats: Sendable, Equatable {
             // Correct for using the f32-rounded mean.
             let shift = mean - Double(m)
             self.m2 = Swift.max(0, m2 - Double(finite) * shift * shift)
+            if !self.m2.isFinite || !m.isFinite { self.exactInDouble(x) }
+        }
+
+        /// The sums of a chunk in f64 (slow path for values whose f32 sums or squares overflow).
+        private mutating func exactInDouble(_ x: UnsafeBufferPointer<Float>) {
+            var sum = 0.0, absSum = 0.0
+            for v in x where v.isFinite { sum += Double(v); absSum += Double(Swift.abs(v)) }
+            mean = finite > 0 ? sum / Double(finite) : 0
+            self.absSum = absSum
+            var m2 = 0.0
+            for v in x where v.isFinite { let d = Double(v) - mean; m2 += d * d }
+            self.m2 = m2
         }
 
         mutating func merge(_ o: Partial) {

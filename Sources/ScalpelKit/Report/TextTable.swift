@@ -10,7 +10,8 @@ public struct TextTable {
         self.rightAligned = rightAligned
     }
 
-    public mutating func add(_ row: [String]) { rows.append(row) }
+    /// Adds a row. Cells are escaped (`Escape.untrusted`): names come from the files.
+    public mutating func add(_ row: [String]) { rows.append(row.map(Escape.untrusted)) }
 
     /// The table, two spaces between columns, each line indented by `indent`.
     public func render(indent: String = "  ") -> String {
@@ -88,6 +89,7 @@ public enum Format {
     /// A statistic in 4 significant digits, scientific when small or large.
     public static func stat(_ v: Double) -> String {
         if v == 0 { return "0" }
+        guard v.isFinite else { return v.isNaN ? "nan" : (v < 0 ? "-inf" : "inf") }
         let a = abs(v)
         if a >= 1e-3 && a < 1e5 { return fixed(v, a >= 100 ? 2 : 4) }
         let e = Int((log10(a)).rounded(.down))

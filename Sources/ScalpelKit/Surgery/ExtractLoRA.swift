@@ -138,10 +138,14 @@ public enum ExtractLoRA {
             let m = Matrix(rows: t.shape[0], cols: t.shape[1], values: d)
             d = []
             let svd: SingularValueDecomposition
-            if options.exact {
-                svd = try Linalg.exactSVD(m).truncated(rule: options.rule, maxRank: min(options.maxRank, t.shape[0], t.shape[1]))
-            } else {
-                svd = try RandomizedSVD.decompose(m, rule: options.rule, maxRank: options.maxRank, options: options.svd)
+            do {
+                if options.exact {
+                    svd = try Linalg.exactSVD(m).truncated(rule: options.rule, maxRank: min(options.maxRank, t.shape[0], t.shape[1]))
+                } else {
+                    svd = try RandomizedSVD.decompose(m, rule: options.rule, maxRank: options.maxRank, options: options.svd)
+                }
+            } catch let e as ScalpelError {
+                throw e.naming(file: tuned.path, tensor: t.name)  // LAPACK failures name no file themselves
             }
             // An embedding's PEFT delta is (B A)^T: factor dW^T, i.e. swap and transpose the factors.
             // llama.cpp flips token_embd's pair (lora_a [vocab, r], lora_b [dim, r]); that layout is not

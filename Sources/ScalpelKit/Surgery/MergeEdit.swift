@@ -48,7 +48,31 @@ struct PreparedMergeEdit: Sendable {
 
     /// Applies the edit to rows `rows` of the target tensor, whose f32 values (row-major, `cols` per row;
     /// a 1-D tensor is one value per row) are in `w`. An edit that is not row-local must be given all rows.
+    /// Like `quantize`, a merge refuses to create NaN or Inf: an edit that turns finite values non-finite
+    /// (NaN factors, an overflowing weight) is an error naming the adapter tensor.
     func apply(rows: Range<Int>, cols: Int, to w: UnsafeMutableBufferPointer<Float>, tensor: String) throws {
+        let before = PreparedMergeEdit.nonFiniteCount(w)
+        try applyUnchecked(rows: rows, cols: cols, to: w, tensor: tensor)
+        if PreparedMergeEdit.nonFiniteCount(w) > before {
+            let (adapter, source): (Checkpoint, String) = {
+                switch edit {
+                case .product(let m, let a, _): return (a, m.aName)
+                case .bias(let m, let a, _): return (a, m.biasName ?? m.aName)
+                case .replace(let source, let a, _): return (a, source)
+                case .scale(let m, let a, _, _):
+                    if case .scaleVector(let name, _) = m.rule { return (a, name) }
+                    return (a, m.weightName)
+                }
+            }()
+            throw ScalpelError.invalid(file: adapter.path, tensor: source, reason: "merging it into \(tensor) gives NaN or infinite values (non-finite factors, or a weight times scaling of \(scale) out of f32 range)")
+        }
+    }
+
+    static func nonFiniteCount(_ w: UnsafeMutableBufferPointer<Float>) -> Int {
+        NonFinite.count(UnsafeBufferPointer(w))
+    }
+
+    private func applyUnchecked(rows: Range<Int>, cols: Int, to w: UnsafeMutableBufferPointer<Float>, tensor: String) throws {
         switch edit {
         case .product(let m, _, _):
             let (pRows, pCols) = (m.productShape[0], m.productShape[1])

@@ -68,7 +68,7 @@ enum GGUFReader {
         var seenNames = Set<String>()
         var tensors: [TensorInfo] = []
         tensors.reserveCapacity(tensorCount)
-        var expectedOffset = 0
+        var expectedOffset = 0, totalElements = 0
         for i in 0..<tensorCount {
             let t = try readTensorInfo(&c, index: i, file: file)
             guard seenNames.insert(t.name).inserted else { throw bad("duplicate tensor name", tensor: t.name) }
@@ -78,6 +78,9 @@ enum GGUFReader {
             guard let next = padded(t.offset + t.byteCount, to: alignment) else {
                 throw bad("tensor data overflows the addressable range", tensor: t.name)
             }
+            let (sum, overflow) = totalElements.addingReportingOverflow(t.elementCount)
+            guard !overflow else { throw bad("element counts add up past \(Int.max)", tensor: t.name) }
+            totalElements = sum
             expectedOffset = next
             tensors.append(t)
         }

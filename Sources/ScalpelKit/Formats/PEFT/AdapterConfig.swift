@@ -24,26 +24,92 @@ public struct AdapterConfig: Sendable {
 
     /// Parses a config. `peft_type` (default "LORA") must be one of `AdapterFamily`'s PEFT types; the
     /// LoRA fields keep their defaults for the other families (whose own fields `AdapterFamily` reads).
+    /// Every key Scalpel reads must have PEFT's type when present (a wrong type is an error naming the
+    /// key, never a silent default): `r` a positive integer, `lora_alpha` a finite number, the flags
+    /// booleans, `target_modules` a string or a list of strings, `rank_pattern`/`alpha_pattern` objects of
+    /// valid regular expressions to positive integers/finite numbers, `modules_to_save` a list of
+    /// strings. JSON null counts as absent.
     public init(json: JSONValue, file: String) throws {
         guard case .object = json else {
             throw ScalpelError.malformed(file: file, tensor: nil, reason: "adapter config is not a JSON object")
         }
+        func bad(_ key: String, _ what: String) -> ScalpelError {
+            .malformed(file: file, tensor: nil, reason: "\(key) \(what)")
+        }
+        func value(_ key: String) -> JSONValue? {
+            guard let v = json[key], v != .null else { return nil }
+            return v
+        }
+        func positiveInt(_ v: JSONValue, _ key: String) throws -> Int {
+            guard let i = v.intValue, i > 0 else { throw bad(key, "must be a positive integer, found \(AdapterConfig.describe(v))") }
+            return i
+        }
+        func finiteNumber(_ v: JSONValue, _ key: String) throws -> Double {
+            guard let d = v.doubleValue, d.isFinite, v.stringValue == nil else {
+                throw bad(key, "must be a finite number, found \(AdapterConfig.describe(v))")
+            }
+            return d
+        }
+        func flag(_ key: String) throws -> Bool {
+            guard let v = value(key) else { return false }
+            guard let b = v.boolValue else { throw bad(key, "must be true or false, found \(AdapterConfig.describe(v))") }
+            return b
+        }
+        func patterns<V>(_ key: String, _ convert: (JSONValue, String) throws -> V) throws -> [(String, V)] {
+            guard let v = value(key) else { return [] }
+            guard let pairs = v.objectValue else { throw bad(key, "must be an object, found \(AdapterConfig.describe(v))") }
+            return try pairs.map { k, v in
+                do { _ = try NSRegularExpression(pattern: "^(.*\\.)?(\(k))$") } catch {
+                    throw bad(key, "key \"\(k)\" is not a valid regular expression")
+                }
+                return (k, try convert(v, "\(key) \"\(k)\""))
+            }
+        }
         self.json = json
-        peftType = json["peft_type"]?.stringValue ?? "LORA"
+        if let v = value("peft_type") {
+            guard let s = v.stringValue else { throw bad("peft_type", "must be a string, found \(AdapterConfig.describe(v))") }
+            peftType = s
+        } else {
+            peftType = "LORA"
+        }
         guard AdapterFamily(peftType: peftType) != nil else {
             throw ScalpelError.invalid(file: file, tensor: nil, reason: "peft_type \(peftType) is not supported (\(AdapterFamily.peftTypes.joined(separator: ", ")))")
         }
-        r = json["r"]?.intValue ?? 8
-        loraAlpha = json["lora_alpha"]?.doubleValue ?? 8
-        guard r > 0 else { throw ScalpelError.malformed(file: file, tensor: nil, reason: "r must be positive") }
-        targetModules = json["target_modules"] ?? .null
-        useRSLoRA = json["use_rslora"]?.boolValue ?? false
-        useDoRA = json["use_dora"]?.boolValue ?? false
-        fanInFanOut = json["fan_in_fan_out"]?.boolValue ?? false
-        loraBias = json["lora_bias"]?.boolValue ?? false
-        rankPattern = (json["rank_pattern"]?.objectValue ?? []).compactMap { k, v in v.intValue.map { (k, $0) } }
-        alphaPattern = (json["alpha_pattern"]?.objectValue ?? []).compactMap { k, v in v.doubleValue.map { (k, $0) } }
-        modulesToSave = (json["modules_to_save"]?.arrayValue ?? []).compactMap(\.stringValue)
+        r = try value("r").map { try positiveInt($0, "r") } ?? 8
+        loraAlpha = try value("lora_alpha").map { try finiteNumber($0, "lora_alpha") } ?? 8
+        targetModules = value("target_modules") ?? .null
+        switch targetModules {
+        case .null, .string: break
+        case .array(let a) where a.allSatisfy({ $0.stringValue != nil }): break
+        default: throw bad("target_modules", "must be a string or a list of strings, found \(AdapterConfig.describe(targetModules))")
+        }
+        useRSLoRA = try flag("use_rslora")
+        useDoRA = try flag("use_dora")
+        fanInFanOut = try flag("fan_in_fan_out")
+        loraBias = try flag("lora_bias")
+        rankPattern = try patterns("rank_pattern", positiveInt)
+        alphaPattern = try patterns("alpha_pattern", finiteNumber)
+        if let v = value("modules_to_save") {
+            guard let a = v.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else {
+                throw bad("modules_to_save", "must be a list of strings, found \(AdapterConfig.describe(v))")
+            }
+            modulesToSave = a.compactMap(\.stringValue)
+        } else {
+            modulesToSave = []
+        }
+    }
+
+    /// A short description of a JSON value for error messages: its type, and the value when short.
+    static func describe(_ v: JSONValue) -> String {
+        switch v {
+        case .null: return "null"
+        case .bool(let b): return "\(b)"
+        case .int(let i): return "\(i)"
+        case .double(let d): return "\(d)"
+        case .string(let s): return s.count <= 32 ? "the string \"\(s)\"" : "a string"
+        case .array: return "a list"
+        case .object: return "an object"
+        }
     }
 
     /// The target modules as display strings.

@@ -9,8 +9,10 @@ enum SafetensorsHeader {
             throw ScalpelError.malformed(file: file, tensor: nil, reason: "file is \(bytes.count) bytes, shorter than the 8-byte header length")
         }
         let n = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        // The value is not printed: for a file that is not a safetensors file at all, it is the file's
+        // first 8 bytes, which an error must not reveal.
         guard n <= UInt64(maxHeaderBytes) else {
-            throw ScalpelError.malformed(file: file, tensor: nil, reason: "header length \(n) exceeds the 100,000,000-byte limit")
+            throw ScalpelError.malformed(file: file, tensor: nil, reason: "the 8-byte header length exceeds the 100,000,000-byte limit (not a safetensors file?)")
         }
         return Int(n)
     }
@@ -26,7 +28,7 @@ enum SafetensorsHeader {
     static func parse(_ bytes: UnsafeRawBufferPointer, fileLength: Int?, file: String) throws -> (tensors: [TensorInfo], metadata: Metadata, dataStart: Int) {
         let n = try headerLength(bytes, file: file)
         if let fileLength, 8 + n > fileLength {
-            throw ScalpelError.malformed(file: file, tensor: nil, reason: "header length \(n) runs past the end of the file (\(fileLength) bytes)")
+            throw ScalpelError.malformed(file: file, tensor: nil, reason: "the header length runs past the end of the file (\(fileLength) bytes)")
         }
         guard 8 + n <= bytes.count else {
             throw ScalpelError.malformed(file: file, tensor: nil, reason: "file is truncated inside the \(n)-byte header")
@@ -61,13 +63,19 @@ enum SafetensorsHeader {
         }
         // Contiguity, in offset order.
         let sorted = tensors.sorted { ($0.offset, $0.offset + $0.byteCount) < ($1.offset, $1.offset + $1.byteCount) }
-        var expected = 0
+        var expected = 0, elements = 0
         for t in sorted {
             guard t.offset == expected else {
                 let what = t.offset < expected ? "overlaps the previous tensor" : "leaves a hole"
                 throw ScalpelError.malformed(file: file, tensor: t.name, reason: "data_offsets begin at \(t.offset), expected \(expected): \(what)")
             }
-            expected += t.byteCount
+            let (next, o1) = expected.addingReportingOverflow(t.byteCount)
+            let (count, o2) = elements.addingReportingOverflow(t.elementCount)
+            guard !o1, !o2, next <= Int.max - 8 - n else {
+                throw ScalpelError.malformed(file: file, tensor: t.name, reason: "tensor sizes add up past the addressable range (\(Int.max) bytes or elements)")
+            }
+            expected = next
+            elements = count
         }
         if let fileLength, 8 + n + expected != fileLength {
             throw ScalpelError.malformed(file: file, tensor: nil, reason: "tensor data ends at byte \(8 + n + expected) but the file has \(fileLength) bytes")

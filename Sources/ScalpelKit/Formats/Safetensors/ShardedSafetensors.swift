@@ -7,22 +7,10 @@ public enum ShardedSafetensors {
     /// and every tensor of every shard must be in the weight map.
     static func open(indexPath: String) throws -> Checkpoint {
         let folder = PathName.folder(indexPath)
-        let text = try readSmallFile(indexPath)
-        let json: JSONValue
-        do { json = try JSONParser.parse(text) } catch {
-            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "\(error)")
-        }
-        guard let weightMap = json["weight_map"]?.objectValue else {
-            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "no weight_map object")
-        }
-        var shardOf: [String: String] = [:]
-        var shards: [String] = []
-        for (tensor, file) in weightMap {
-            guard let f = file.stringValue, !f.contains("/") else {
-                throw ScalpelError.malformed(file: indexPath, tensor: tensor, reason: "weight_map value is not a file name in the same folder")
-            }
-            shardOf[tensor] = f
-            if !shards.contains(f) { shards.append(f) }
+        let (weightMap, shardOf, shards) = try parseIndex(try readSmallFile(indexPath), indexPath: indexPath)
+        for f in shards where !FileManager.default.fileExists(atPath: folder + "/" + f) {
+            let tensor = weightMap.first { $0.1.stringValue == f }?.0
+            throw ScalpelError.malformed(file: indexPath, tensor: tensor, reason: "weight_map names \(f), which is not in the folder")
         }
         let ckpt = try open(folder: folder, shards: shards.sorted(), path: indexPath)
         for t in ckpt.tensors where shardOf[t.name] == nil {
@@ -41,6 +29,29 @@ public enum ShardedSafetensors {
         return ckpt
     }
 
+    /// Parses an index: its weight map (tensor -> shard file name, each a plain name in the same folder)
+    /// and the shard names in first-seen order.
+    static func parseIndex(_ text: String, indexPath: String) throws -> (weightMap: [(String, JSONValue)], shardOf: [String: String], shards: [String]) {
+        let json: JSONValue
+        do { json = try JSONParser.parse(text) } catch {
+            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "\(error)")
+        }
+        guard let weightMap = json["weight_map"]?.objectValue else {
+            throw ScalpelError.malformed(file: indexPath, tensor: nil, reason: "no weight_map object")
+        }
+        var shardOf: [String: String] = [:]
+        var shards: [String] = []
+        var seen = Set<String>()
+        for (tensor, file) in weightMap {
+            guard let f = file.stringValue, !f.isEmpty, !f.contains("/"), f != ".", f != ".." else {
+                throw ScalpelError.malformed(file: indexPath, tensor: tensor, reason: "weight_map value is not a file name in the same folder")
+            }
+            shardOf[tensor] = f
+            if seen.insert(f).inserted { shards.append(f) }
+        }
+        return (weightMap, shardOf, shards)
+    }
+
     /// Opens the given shard files of `folder` as one model. Tensor names must be unique across shards;
     /// the metadata is the first shard's.
     static func open(folder: String, shards: [String], path: String? = nil) throws -> Checkpoint {
@@ -52,6 +63,7 @@ public enum ShardedSafetensors {
         var total = 0
         for (k, name) in shards.enumerated() {
             let p = folder + "/" + name
+            try checkInsideFolder(p, folder: folder, reportedBy: path ?? p)
             let file = try MappedFile(path: p)
             let h = try SafetensorsHeader.parse(file.bytes, fileLength: file.bytes.count, file: p)
             if k == 0 { metadata = h.metadata }
@@ -68,6 +80,25 @@ public enum ShardedSafetensors {
         }
         return Checkpoint(path: path ?? folder, format: .shardedSafetensors, tensors: tensors, locations: locations,
                           files: files, metadata: metadata, fileBytes: total)
+    }
+
+    /// A shard must resolve (symbolic links followed) to a file inside the model folder, or to a blob of
+    /// the Hugging Face cache the folder is a snapshot of (`.../snapshots/REV/` -> `.../blobs/`): a
+    /// checkpoint from the internet must not make Scalpel read files elsewhere on the machine.
+    static func checkInsideFolder(_ shard: String, folder: String, reportedBy: String) throws {
+        guard let target = realPath(shard) else { return }  // missing: MappedFile names the error
+        guard let root = realPath(folder) else { return }
+        if PathName.folder(target) == root { return }
+        let snapshots = PathName.folder(root)
+        if PathName.file(snapshots) == "snapshots" && PathName.folder(target) == PathName.folder(snapshots) + "/blobs" { return }
+        throw ScalpelError.malformed(file: reportedBy, tensor: nil,
+                                     reason: "shard \(PathName.file(shard)) is a symbolic link to a file outside the model folder")
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
     }
 
     /// The files of a model folder holding `tensors`: shards of at most `shardBytes` bytes of tensor data
