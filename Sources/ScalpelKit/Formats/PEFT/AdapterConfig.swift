@@ -87,7 +87,8 @@ public struct AdapterConfig: Sendable {
         useDoRA = try flag("use_dora")
         fanInFanOut = try flag("fan_in_fan_out")
         loraBias = try flag("lora_bias")
-        rankPattern = try patterns("rank_pattern", positiveInt)
+        // AdaLoRA's rank_pattern holds its budget masks (lists of booleans), read by AdapterFamily.
+        rankPattern = peftType == "ADALORA" ? [] : try patterns("rank_pattern", positiveInt)
         alphaPattern = try patterns("alpha_pattern", finiteNumber)
         if let v = value("modules_to_save") {
             guard let a = v.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else {
