@@ -59,8 +59,9 @@ model.save_pretrained(out, safe_serialization=True)
 
 
 def run(cmd, what, timeout=900, cwd=None):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          stdin=subprocess.DEVNULL)
+    # Bytes decoded leniently: a tiny random model's greedy tokens need not be valid UTF-8.
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace", timeout=timeout,
+                          cwd=cwd, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         pytest.fail(f"{what} exited {proc.returncode}: {' '.join(map(str, cmd))}\n"
                     f"stderr: {proc.stderr[-3000:]}\nstdout: {proc.stdout[-1000:]}", pytrace=False)

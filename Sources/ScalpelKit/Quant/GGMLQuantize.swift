@@ -19,8 +19,9 @@
 ///
 /// Inputs containing NaN or infinity are rejected: the reference's result is undefined for them.
 public enum GGMLQuantize {
-    /// The types `quantize` produces.
-    public static let supportedTypes: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1] + KQuant.supportedTypes
+    /// The 32-element block types `quantize` produces. It also takes the K-quants of `KQuant` (without
+    /// importance weights), which `KQuant.quantize` documents; merge and prune re-quantize only these.
+    public static let supportedTypes: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
 
     /// Quantizes `src` (a whole number of 32-value blocks, in order) into `dst`, in parallel over fixed
     /// chunks of blocks.
