@@ -130,7 +130,7 @@ import Testing
     }
 
     @Test func unsupportedAndNonFloatTensorsAreRefusedNamingFileAndTensor() {
-        let q = TensorInfo(name: "blk.0.ffn_up.weight", type: .block(GGMLType(name: "Q2_K")!), shape: [2, 256], byteCount: 168)
+        let q = TensorInfo(name: "blk.0.ffn_up.weight", type: .block(GGMLType(name: "IQ2_XXS")!), shape: [2, 256], byteCount: 132)
         let e = #expect(throws: ScalpelError.self) { try Prune.check(q, file: "m.gguf", method: .tensor(.sparsity(0.5)), toGGUF: true) }
         #expect(e?.description.hasPrefix("m.gguf: blk.0.ffn_up.weight: prune of quantized tensors needs dequantization") == true)
         let k = TensorInfo(name: "blk.1.ffn_up.weight", type: .block(.q4_K), shape: [2, 256], byteCount: 288)
