@@ -90,19 +90,7 @@ public enum GGUFToHF {
 
     /// The inverse of `HFLlama.permuteRows`.
     static func unpermuteRows(_ v: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, heads: Int) {
-        let perHead = rows / heads, half = perHead / 2
-        let copy = Array(v)
-        copy.withUnsafeBufferPointer { src in
-            for h in 0..<heads {
-                for i in 0..<half {
-                    for j in 0..<2 {
-                        let from = (h * perHead + i * 2 + j) * cols
-                        let to = (h * perHead + j * half + i) * cols
-                        for c in 0..<cols { v[to + c] = src[from + c] }
-                    }
-                }
-            }
-        }
+        HFLlama.permuteRows(v, rows: rows, cols: cols, heads: heads, inverse: true)
     }
 
     /// config.json from the GGUF keys.

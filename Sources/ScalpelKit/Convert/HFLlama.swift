@@ -54,16 +54,18 @@ enum HFLlama {
         }
     )
 
-    /// llama.cpp's `permute`: rows reshaped (heads, 2, half, cols), axes 1 and 2 swapped.
-    static func permuteRows(_ v: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, heads: Int) {
+    /// llama.cpp's `permute`: rows reshaped (heads, 2, half, cols), axes 1 and 2 swapped; with
+    /// `inverse`, the permutation undone (GGUF -> Hugging Face).
+    static func permuteRows(_ v: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, heads: Int, inverse: Bool = false) {
         let perHead = rows / heads, half = perHead / 2
         let copy = Array(v)
         copy.withUnsafeBufferPointer { src in
             for h in 0..<heads {
                 for i in 0..<half {
                     for j in 0..<2 {
-                        let to = (h * perHead + i * 2 + j) * cols
-                        let from = (h * perHead + j * half + i) * cols
+                        let interleaved = (h * perHead + i * 2 + j) * cols
+                        let split = (h * perHead + j * half + i) * cols
+                        let (to, from) = inverse ? (split, interleaved) : (interleaved, split)
                         for c in 0..<cols { v[to + c] = src[from + c] }
                     }
                 }
