@@ -57,6 +57,20 @@ int scalpel_temp_create_file(char *template_path, int *slot) {
     return fd;
 }
 
+int scalpel_temp_create_anonymous(const char *folder, char *template_path) {
+    int fd = open(folder, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    // No O_TMPFILE here (an old kernel, or a file system without it): a name that lives only while the
+    // lock keeps the cleanup thread away.
+    pthread_mutex_lock(&temp_lock);
+    fd = mkostemp(template_path, O_CLOEXEC);
+    int saved = errno;
+    if (fd >= 0) unlink(template_path);
+    pthread_mutex_unlock(&temp_lock);
+    errno = saved;
+    return fd;
+}
+
 int scalpel_temp_create_folder(char *template_path, int *slot) {
     pthread_mutex_lock(&temp_lock);
     char *p = mkdtemp(template_path);

@@ -1,3 +1,4 @@
+import CScalpelKernels
 import Foundation
 import Testing
 @testable import ScalpelKit
@@ -61,6 +62,21 @@ import Glibc
                 }
             }
         }
+    }
+
+    /// CI once found `scalpel-zstd-XXXXXX` left in TMPDIR by a SIGTERM that fell between mkstemp and
+    /// unlink: the decompression target must never have a name the cleanup thread could miss.
+    @Test func decompressionTargetIsNamelessFromTheStart() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        var template = Array((dir.path + "/scalpel-zstd-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { scalpel_temp_create_anonymous(dir.path, $0.baseAddress!) }
+        #expect(fd >= 0)
+        defer { close(fd) }
+        #expect(dir.entries() == [])
+        #expect([UInt8](repeating: 7, count: 3).withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, 3) } == 3)
+        var st = stat()
+        #expect(fstat(fd, &st) == 0 && st.st_size == 3 && st.st_nlink == 0)
     }
 
     @Test func temporaryNamesCarryThePID() {

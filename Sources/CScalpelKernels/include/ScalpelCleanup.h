@@ -12,6 +12,12 @@
 /// removed on interruption).
 int scalpel_temp_create_file(char *template_path, int *slot);
 
+/// Opens a nameless read-write file in the folder `folder`: O_TMPFILE where the file system has it,
+/// else mkstemp on `template_path` (which must lie in `folder` and end in XXXXXX) followed by unlink,
+/// both under the registry lock, so an interruption can never leave the name behind. Returns the
+/// descriptor, or -1 with errno set.
+int scalpel_temp_create_anonymous(const char *folder, char *template_path);
+
 /// Same for a folder (mkdtemp). Returns 0, or -1 with errno set.
 int scalpel_temp_create_folder(char *template_path, int *slot);
 

@@ -1,3 +1,4 @@
+import CScalpelKernels
 import CZstd
 import Foundation
 
@@ -74,11 +75,10 @@ public enum Zstd {
     public static func decompressToMappedFile(_ input: UnsafeRawBufferPointer, path: String, expectedLength: Int? = nil) throws -> MappedFile {
         let tmpDir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array((tmpDir + "/scalpel-zstd-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        let fd = template.withUnsafeMutableBufferPointer { scalpel_temp_create_anonymous(tmpDir, $0.baseAddress!) }
         guard fd >= 0 else {
             throw ScalpelError.io(file: path, reason: "cannot create a temporary file in \(tmpDir) to decompress into: \(String(cString: strerror(errno)))")
         }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         defer { close(fd) }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 22)
