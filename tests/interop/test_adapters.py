@@ -1,7 +1,11 @@
 """Adapter families (docs/adapters.md): merge, inspect, convert-adapter, stack and resize against PEFT's own
 results (fixtures/adapters, made by make_adapter_fixtures.py with torch + peft) and planted spectra."""
+import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -219,9 +223,11 @@ def test_stack_svd_turns_a_family_into_lora(scalpel, tmp_path, name):
     assert_close(tmp_path / "m.safetensors", FIX / "merged" / name / "model.safetensors", rtol=1e-5)
 
 
-def test_stack_refuses_ia3(scalpel, tmp_path):
+def test_stack_ia3_without_base_names_adapter_and_module(scalpel, tmp_path):
     proc = scalpel.run("stack", FIX / "adapters" / "ia3", "-o", tmp_path / "o", "--method", "svd", "--rank", "4", check=False)
-    assert proc.returncode == 1 and "IA3" in proc.stderr and not (tmp_path / "o").exists()
+    line = one_error_line(proc)
+    assert str(FIX / "adapters" / "ia3") in line and "module model.layers.0.mlp.down_proj is IA3" in line
+    assert "--base MODEL" in line and not (tmp_path / "o").exists()
 
 
 SPECTRA = {
@@ -289,21 +295,45 @@ def test_resize_text_report_and_every_family(scalpel, tmp_path):
     assert "model.layers.0.self_attn.q_proj" in proc.stdout and "4 -> 16" in proc.stdout
     scalpel.run("merge", BASE, tmp_path / "o", "-o", tmp_path / "m.safetensors")
     assert_close(tmp_path / "m.safetensors", FIX / "merged" / "loha" / "model.safetensors", rtol=1e-5)
-    proc = scalpel.run("resize", FIX / "adapters" / "ia3", "-o", tmp_path / "o2", "--rank", "2", check=False)
-    assert proc.returncode == 1 and "IA3" in proc.stderr and not (tmp_path / "o2").exists()
+    line = one_error_line(scalpel.run("resize", FIX / "adapters" / "ia3", "-o", tmp_path / "o2", "--rank", "2", check=False))
+    assert "IA3" in line and "--base MODEL" in line and not (tmp_path / "o2").exists()
+
+
+TORCH_PYTHON = os.environ.get("SCALPEL_TORCH_PYTHON", "/tmp/venv-torch/bin/python")
+
+PEFT_MERGE = """
+import sys, torch, transformers, peft
+from safetensors.torch import save_file
+base, adapter, out = sys.argv[1:4]
+model = transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+merged = peft.PeftModel.from_pretrained(model, adapter).merge_and_unload()
+save_file({k: v.detach().contiguous() for k, v in merged.state_dict().items()}, out)
+"""
+
+
+def peft_merge(base_folder, adapter, out):
+    """PEFT's own load + merge_and_unload of `adapter` into `base_folder`, saved to `out` (safetensors).
+    Runs in this Python when it has peft, else in SCALPEL_TORCH_PYTHON (default /tmp/venv-torch/bin/python,
+    the venv of make_adapter_fixtures.py); skips when neither imports torch + transformers + peft."""
+    python = sys.executable
+    if importlib.util.find_spec("peft") is None:
+        python = TORCH_PYTHON
+        probe = subprocess.run([python, "-c", "import torch, transformers, peft"], capture_output=True) if os.access(python, os.X_OK) else None
+        if probe is None or probe.returncode != 0:
+            pytest.skip(f"peft is not installed here nor in {TORCH_PYTHON} (pip install torch transformers peft into it or set SCALPEL_TORCH_PYTHON)")
+    proc = subprocess.run([python, "-c", PEFT_MERGE, str(base_folder), str(adapter), str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "missing adapter keys" not in proc.stderr, proc.stderr[-3000:]
+    return load_file(str(out))
 
 
 def test_peft_loads_resize_output(scalpel, tmp_path):
-    peft = pytest.importorskip("peft", reason="peft is not installed in this venv (make_adapter_fixtures.py's venv has it)")
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
     scalpel.run("resize", FIX / "adapters" / "loha", "-o", tmp_path / "o", "--dynamic", "sv_fro", "--dynamic-param", "0.95")
-    model = transformers.LlamaForCausalLM.from_pretrained(str(FIX / "base"), torch_dtype=torch.float32)
-    merged = peft.PeftModel.from_pretrained(model, str(tmp_path / "o")).merge_and_unload()
+    theirs = peft_merge(FIX / "base", tmp_path / "o", tmp_path / "peft.safetensors")
     scalpel.run("merge", BASE, tmp_path / "o", "-o", tmp_path / "m.safetensors")
     ours = load_file(str(tmp_path / "m.safetensors"))
-    for k, v in merged.state_dict().items():
-        w = v.detach().numpy()
+    assert set(ours) == set(theirs)
+    for k, w in theirs.items():
         assert np.linalg.norm(ours[k] - w) <= 1e-6 * max(np.linalg.norm(w), 1e-30), k
 
 
@@ -383,3 +413,110 @@ def test_bad_family_inputs_fail_with_one_line(scalpel, tmp_path):
     line = one_error_line(scalpel.run("convert-adapter", FIX / "adapters" / "dora", tmp_path / "d.safetensors", "--to", "kohya", check=False))
     assert "DoRA" in line
     assert not any((tmp_path / n).exists() for n in ("o.safetensors", "d.safetensors"))
+
+
+# IA3 written as a plain LoRA against its base (stack --base, resize --base): D = W * (l - 1), and the
+# bias change b * (l - 1) of the row-scaling modules as the module's lora_B bias (lora_bias).
+IA3_CASES = {
+    "ia3": (BASE, FIX / "merged" / "ia3" / "model.safetensors"),
+    "ia3_gpt2": (REPO / "fixtures" / "peft" / "gpt2_base" / "model.safetensors", FIX / "merged" / "ia3_gpt2" / "model.safetensors"),
+}
+
+
+@pytest.mark.parametrize("name", list(IA3_CASES))
+@pytest.mark.parametrize("command", ["stack", "resize"])
+def test_ia3_full_rank_lora_merges_to_peft_merge(scalpel, tmp_path, name, command):
+    """The full-rank LoRA of an IA3 adapter, merged, equals PEFT's merge_and_unload of the IA3 adapter
+    (Llama: rows + bias and input columns; GPT-2: the same through fan_in_fan_out Conv1D weights)."""
+    base, want = IA3_CASES[name]
+    out = tmp_path / "lora"
+    if command == "stack":
+        proc = scalpel.run("stack", FIX / "adapters" / name, "-o", out, "--method", "svd", "--rank", "256", "--base", base, "--json")
+        report = json.loads(proc.stdout)
+        assert report["truncation"]["relative_error"] <= 1e-6
+    else:
+        proc = scalpel.run("resize", FIX / "adapters" / name, "-o", out, "--rank", "256", "--base", base, "--json")
+        report = json.loads(proc.stdout)
+        assert all(m["old_rank"] == 1 and m["relative_error"] <= 1e-6 for m in report["modules"])
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["lora_bias"] is True
+    scalpel.run("merge", base, out, "-o", tmp_path / "m.safetensors")
+    assert_close(tmp_path / "m.safetensors", want, rtol=1e-5)
+
+
+def ia3_deltas(name):
+    """PEFT's merged weight minus the base weight, per IA3 module, in PEFT's [out, in] orientation."""
+    base_path, merged_path = IA3_CASES[name]
+    base, merged = load_file(str(base_path)), load_file(str(merged_path))
+    fifo = json.loads((FIX / "adapters" / name / "adapter_config.json").read_text())["fan_in_fan_out"]
+    deltas = {}
+    for k in load_file(str(FIX / "adapters" / name / "adapter_model.safetensors")):
+        path = k[len(PEFT_PREFIX):-len(".ia3_l")]
+        d = merged[path + ".weight"].astype(np.float64) - base[path + ".weight"].astype(np.float64)
+        deltas[path] = d.T if fifo else d
+    return deltas
+
+
+@pytest.mark.parametrize("name", list(IA3_CASES))
+def test_ia3_resize_low_rank_error_is_svd_tail(scalpel, tmp_path, name):
+    base, _ = IA3_CASES[name]
+    k = 3
+    proc = scalpel.run("resize", FIX / "adapters" / name, "-o", tmp_path / "o", "--rank", str(k), "--base", base, "--json")
+    by_module = {m["module"]: m for m in json.loads(proc.stdout)["modules"]}
+    deltas = ia3_deltas(name)
+    assert set(by_module) == set(deltas)
+    want = load_file(str(base))
+    fifo = json.loads((FIX / "adapters" / name / "adapter_config.json").read_text())["fan_in_fan_out"]
+    for path, d in deltas.items():
+        s = np.linalg.svd(d, compute_uv=False)
+        assert by_module[path]["rank"] == k
+        assert abs(by_module[path]["relative_error"] - tail_error(s, k)) <= 1e-5, path
+        u, s_, vt = np.linalg.svd(d, full_matrices=False)
+        t = (u[:, :k] * s_[:k]) @ vt[:k]
+        want[path + ".weight"] = (want[path + ".weight"].astype(np.float64) + (t.T if fifo else t)).astype(np.float32)
+    # the bias change is exact (not truncated): PEFT's merged biases
+    merged = load_file(str(IA3_CASES[name][1]))
+    for key in want:
+        if key.endswith(".bias"):
+            want[key] = merged[key]
+    scalpel.run("merge", base, tmp_path / "o", "-o", tmp_path / "m.safetensors")
+    assert_close(tmp_path / "m.safetensors", want, rtol=1e-5)
+
+
+def test_ia3_stack_with_lora_and_weights(scalpel, tmp_path):
+    """IA3 at weight 0.5 with a LoRA, stacked exactly (cat) against the base, merges as merging both does."""
+    ia3, lora = FIX / "adapters" / "ia3", FIX / "adapters" / "lora"
+    scalpel.run("stack", f"{ia3}:0.5", lora, "-o", tmp_path / "s", "--base", BASE)
+    scalpel.run("merge", BASE, tmp_path / "s", "-o", tmp_path / "m.safetensors")
+    scalpel.run("merge", BASE, f"{ia3}:0.5", lora, "-o", tmp_path / "want.safetensors")
+    assert_close(tmp_path / "m.safetensors", tmp_path / "want.safetensors", rtol=1e-6)
+
+
+def test_peft_loads_ia3_as_lora(scalpel, tmp_path):
+    """PEFT loads the full-rank LoRA (with lora_bias) of the IA3 adapter, and its merge_and_unload equals its
+    merge of the IA3 adapter itself."""
+    scalpel.run("resize", FIX / "adapters" / "ia3", "-o", tmp_path / "o", "--rank", "64", "--base", BASE)
+    theirs = peft_merge(FIX / "base", tmp_path / "o", tmp_path / "peft.safetensors")
+    want = load_file(str(FIX / "merged" / "ia3" / "model.safetensors"))
+    assert set(theirs) == set(want)
+    for k, w in want.items():
+        assert np.linalg.norm(theirs[k] - w) <= 1e-5 * max(np.linalg.norm(w), 1e-30), k
+
+
+def test_ia3_base_problems_fail_with_one_line(scalpel, tmp_path):
+    ia3 = FIX / "adapters" / "ia3"
+    base = load_file(str(BASE))
+    # the base lacks a target module
+    missing = dict(base)
+    del missing["model.layers.1.mlp.up_proj.weight"]
+    save_file(missing, str(tmp_path / "missing.safetensors"))
+    line = one_error_line(scalpel.run("resize", ia3, "-o", tmp_path / "o", "--rank", "4", "--base", tmp_path / "missing.safetensors", check=False))
+    assert f"{ia3}: base_model.model.model.layers.1.mlp.up_proj.ia3_l: module model.layers.1.mlp.up_proj is IA3" in line
+    assert "which is not in the base" in line
+    # a weight whose shape disagrees with the vector
+    wrong = dict(base)
+    wrong["model.layers.0.self_attn.v_proj.weight"] = np.zeros((8, 32), dtype=np.float32)
+    save_file(wrong, str(tmp_path / "wrong.safetensors"))
+    line = one_error_line(scalpel.run("stack", ia3, "-o", tmp_path / "o", "--method", "svd", "--rank", "4", "--base", tmp_path / "wrong.safetensors", check=False))
+    assert "module model.layers.0.self_attn.v_proj is IA3 with a vector of length 16 scaling output rows" in line and "[8, 32]" in line
+    assert not (tmp_path / "o").exists()

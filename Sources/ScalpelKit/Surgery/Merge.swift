@@ -171,7 +171,8 @@ public enum Merge {
         let adapter = input.adapter, ckpt = adapter.checkpoint, weight = input.weight
         let mapping = adapter.config == nil
             ? MergeNameMapping(rewrite: .unchanged)
-            : MergeNameMapping.choose(for: adapter.modules.map(\.weightName) + adapter.replacements.map(\.target), in: base)
+            : MergeNameMapping.choose(for: adapter.modules.map(\.weightName) + adapter.scaledModules.map(\.weightName)
+                                        + adapter.replacements.map(\.target), in: base)
         if let d = mapping.description { summary.notes.append("\(adapter.path): \(d)") }
 
         var problems: [(tensor: String, reason: String)] = []

@@ -41,11 +41,12 @@ public enum Resize {
         public var carried: [OutputTensor]
     }
 
-    /// Resizes `adapter` (any family but IA3, DoRA and prompt learning).
-    /// - Throws: `ScalpelError.invalid` for those, and for a GGUF input.
+    /// Resizes `adapter` (any family but DoRA and prompt learning; IA3 once resolved against its base with
+    /// `LoRAAdapter.resolvingScaledModules`).
+    /// - Throws: `ScalpelError.invalid` for those, an unresolved IA3 adapter, and a GGUF input.
     public static func resize(_ adapter: LoRAAdapter, rule: Rule, maxRank: Int?) throws -> Result {
         if !adapter.scaledModules.isEmpty {
-            throw ScalpelError.invalid(file: adapter.path, tensor: adapter.scaledModules[0].weightName, reason: "is an IA3 adapter: it scales the base weights, so it has no base-free update to resize (merge it, then use extract-lora)")
+            throw ScalpelError.invalid(file: adapter.path, tensor: adapter.scaledModules[0].weightName, reason: "module \(adapter.scaledModules[0].path) is IA3: its change W * (l - 1) depends on the base weight; resolve it against the base first (LoRAAdapter.resolvingScaledModules, the CLI's --base MODEL)")
         }
         if adapter.usesDoRA {
             throw ScalpelError.invalid(file: adapter.path, tensor: nil, reason: "is a DoRA adapter: its magnitudes renormalize the base weight, so its update cannot be resized without the base")
@@ -70,6 +71,14 @@ public enum Resize {
                 out.bias = OutputTensor(name: "", type: .plain(.f32), shape: [values.count], content: .filling { o in values.withUnsafeBytes { o.copyMemory(from: $0) } })
             }
             modules.append(out)
+        }
+        // PEFT's lora_bias gives every lora_B a bias: modules without one (IA3 feedforward modules, a base
+        // layer without bias) get zeros, so that PEFT finds every key it expects.
+        if modules.contains(where: { $0.bias != nil }) {
+            for (i, m) in adapter.modules.enumerated() where modules[i].bias == nil {
+                let rows = m.productShape[0]
+                modules[i].bias = OutputTensor(name: "", type: .plain(.f32), shape: [rows], content: .filling { o in o.initializeMemory(as: UInt8.self, repeating: 0) })
+            }
         }
         let carried = try adapter.replacements.map { OutputTensor(copying: try adapter.checkpoint.view($0.source)) }
         let config = try AdapterOutput.peftConfig(

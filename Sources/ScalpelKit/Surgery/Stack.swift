@@ -195,7 +195,7 @@ public enum Stack {
                 throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "stack reads PEFT adapter folders, not GGUF LoRAs")
             }
             if let m = input.adapter.scaledModules.first {
-                throw ScalpelError.invalid(file: input.adapter.path, tensor: m.weightName, reason: "is an IA3 adapter: it scales the base weights, so it has no base-free update to stack (merge it, then use extract-lora)")
+                throw ScalpelError.invalid(file: input.adapter.path, tensor: m.weightName, reason: "module \(m.path) is IA3: its change W * (l - 1) depends on the base weight; resolve it against the base first (LoRAAdapter.resolvingScaledModules, the CLI's --base MODEL)")
             }
             if input.adapter.usesDoRA || config.useDoRA {
                 throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "is a DoRA adapter: its magnitudes renormalize the base weight and cannot be combined into a LoRA update")

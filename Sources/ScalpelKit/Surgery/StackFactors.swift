@@ -129,17 +129,26 @@ final class StackFactors: @unchecked Sendable {
     private func truncated() throws -> (LoRAFactors, TensorOutcome) {
         if let factors { return (factors, .none) }
         let svd: SingularValueDecomposition
+        let energy: Double, lost: Double
         if rule == nil {
+            // The exact SVD has every non-zero singular value: the loss is the tail's energy, not a
+            // difference of squares (which f32 rounding dominates below about 1e-3).
             let total = module.members.reduce(0) { $0 + $1.module.rank }
-            svd = try StackSVD.ofProduct(b: Matrix(rows: module.rows, cols: total, values: try catB()),
-                                         a: Matrix(rows: total, cols: module.cols, values: try catA())).truncated(to: rank)
+            let full = try StackSVD.ofProduct(b: Matrix(rows: module.rows, cols: total, values: try catB()),
+                                              a: Matrix(rows: total, cols: module.cols, values: try catA()))
+            let k = min(rank, full.rank)
+            svd = full.truncated(to: k)
+            let s = full.singularValues.map { Double($0) * Double($0) }
+            energy = s.reduce(0, +)
+            lost = s.dropFirst(k).reduce(0, +)
         } else {
             let d = Matrix(rows: module.rows, cols: module.cols, values: try StackCombine.combine(module, rule: rule!))
             svd = try RandomizedSVD.decompose(d, rank: rank, options: svdOptions)
+            let e = svd.relativeError
+            energy = svd.frobeniusNormSquared
+            lost = e * e * svd.frobeniusNormSquared
         }
-        let e = svd.relativeError
-        let outcome = TensorOutcome(truncation: .init(rank: svd.rank, energy: svd.frobeniusNormSquared,
-                                                      lostEnergy: e * e * svd.frobeniusNormSquared))
+        let outcome = TensorOutcome(truncation: .init(rank: svd.rank, energy: energy, lostEnergy: lost))
         let f = svd.loraFactors(split: .intoB)
         factors = f
         return (f, outcome)

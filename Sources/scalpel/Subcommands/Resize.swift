@@ -4,10 +4,12 @@ import ScalpelKit
 extension Scalpel {
 struct Resize: PlanningCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Lower an adapter's rank per module by the SVD of its update (no base needed).",
+        abstract: "Lower an adapter's rank per module by the SVD of its update (no base needed but for IA3).",
         discussion: """
         ADAPTER is a PEFT adapter folder of any additive family (LoRA, AdaLoRA, LoHa, LoKr) or a kohya \
-        LoRA file. Each module's update is decomposed exactly from its factors and truncated to:
+        LoRA file, or an IA3 adapter with --base MODEL (its update W * (l - 1) is computed from the base \
+        weights; the bias change of row-scaled modules is kept exactly as lora_B biases). Each module's \
+        update is decomposed exactly from its factors and truncated to:
           --rank R                              R (also the cap of the rules below)
           --dynamic sv_ratio --dynamic-param X  kohya: #{s_i > s_1 / X} + 1
           --dynamic sv_cumulative ...X          kohya: first i with cumsum(s)/sum(s) >= X, + 1
@@ -21,6 +23,7 @@ struct Resize: PlanningCommand {
           scalpel resize adapter/ -o small/ --rank 8
           scalpel resize loha/ -o lora/ --dynamic sv_fro --dynamic-param 0.99 --rank 32
           scalpel resize lora.safetensors -o small.safetensors --sv-epsilon 1e-3
+          scalpel resize ia3/ -o lora/ --rank 16 --base model/
         """
     )
 
@@ -42,7 +45,7 @@ struct Resize: PlanningCommand {
     @Option(help: "mergekit's rule: keep the singular values above this.")
     var svEpsilon: Double?
 
-    @Option(help: "For a kohya input written as PEFT: a model whose module names its prefixes match.")
+    @Option(help: "The base model: needed for IA3 (its change W * (l - 1) depends on the weights), and for a kohya input written as PEFT (its module names resolve the prefixes).")
     var base: String?
 
     @Option(help: "For a kohya input written as PEFT: a JSON object from kohya prefix to module path.")
@@ -61,8 +64,9 @@ struct Resize: PlanningCommand {
     }
 
     func plan() throws -> Plan {
-        let input = try LoRAAdapter.open(adapter).resolvingKohyaNames(base: try base.map { try CheckpointReader.open($0) },
-                                                                      map: try map.map(KohyaLoRA.readMap) ?? [:])
+        let baseModel = try base.map { try CheckpointReader.open($0) }
+        let input = try LoRAAdapter.open(adapter).resolvingKohyaNames(base: baseModel, map: try map.map(KohyaLoRA.readMap) ?? [:])
+            .resolvingScaledModules(base: baseModel)
         if !output.hasSuffix(".safetensors") { try input.checkKohyaPathsKnown() }
         let rule: ScalpelKit.Resize.Rule
         switch (dynamic, svEpsilon) {

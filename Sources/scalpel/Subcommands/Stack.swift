@@ -23,7 +23,10 @@ extension Scalpel {
             --rank by the randomized SVD (seeded by --seed)
             Without the SVD step the sparsifying methods store the dense result exactly, as factors of rank \
             min(out, in). The SVD methods report the relative Frobenius error of the truncation. The output \
-            config has scaling 1 (r = lora_alpha, rank_pattern = alpha_pattern where ranks differ).
+            config has scaling 1 (r = lora_alpha, rank_pattern = alpha_pattern where ranks differ). An IA3 \
+            adapter needs --base MODEL: its update is W * (l - 1) (full rank; the bias change of row-scaled \
+            modules becomes a lora_B bias), so `stack ia3/ -o lora/ --method svd --rank R --base MODEL` turns it \
+            into a plain LoRA.
 
             Examples:
               scalpel stack style/ chat/ -o both/
@@ -57,6 +60,9 @@ extension Scalpel {
         @Option(help: "Seed of DARE's random masks and of the randomized SVD (default 0).")
         var seed: UInt64?
 
+        @Option(help: "The base model, for adapters whose update depends on it (IA3: W * (l - 1)); unused otherwise.")
+        var base: String?
+
         @OptionGroup var writing: WriteOptions
         @OptionGroup var global: GlobalOptions
 
@@ -85,10 +91,16 @@ extension Scalpel {
 
         func plan() throws -> Plan {
             let resolved = try WeightedAdapterArgument.resolve(adapters, weights: weight)
-            let inputs = try resolved.map { WeightedAdapter(try LoRAAdapter.open($0.path), weight: $0.weight) }
+            let opened = try resolved.map { try LoRAAdapter.open($0.path) }
+            let baseModel = opened.contains(where: \.needsBase) ? try base.map { try CheckpointReader.open($0) } : nil
+            let inputs = try zip(opened, resolved).map { WeightedAdapter(try $0.resolvingScaledModules(base: baseModel), weight: $1.weight) }
             let options = ScalpelKit.Stack.Options(method: method, density: density, majoritySign: majoritySign ?? .total,
                                                    seed: seed ?? 0, rank: rank)
-            return try ScalpelKit.Stack.plan(inputs, options: options, to: output)
+            var plan = try ScalpelKit.Stack.plan(inputs, options: options, to: output)
+            if base != nil && baseModel == nil {
+                plan.warnings.append("--base is unused: no input is an IA3 adapter, whose update depends on the base")
+            }
+            return plan
         }
     }
 }
