@@ -97,6 +97,34 @@ import Testing
         }
     }
 
+    /// IA3 resolved against its base is a LoRA adapter (full rank, lora_B biases for row-scaled modules with
+    /// a base bias) whose merge is PEFT's merge of the IA3 adapter; without the base it is an error.
+    @Test func ia3ResolvedAgainstItsBaseMergesAsPEFTDoes() throws {
+        let cases = [("ia3", Self.root + "/base/model.safetensors"),
+                     ("ia3_gpt2", Self.root + "/../peft/gpt2_base/model.safetensors")]
+        for (name, basePath) in cases {
+            let base = try CheckpointReader.open(basePath)
+            let ia3 = try LoRAAdapter.open(Self.root + "/adapters/" + name)
+            #expect(ia3.needsBase && ia3.modules.isEmpty)
+            #expect(throws: ScalpelError.self) { try ia3.resolvingScaledModules(base: nil) }
+            let lora = try ia3.resolvingScaledModules(base: base)
+            #expect(!lora.needsBase && lora.modules.count == ia3.scaledModules.count)
+            for m in lora.modules {
+                #expect(m.rank == min(m.productShape[0], m.productShape[1]) && m.scaling == 1)
+                let rowScaled = ia3.scaledModules.first { $0.path == m.path }.map { $0.productShape[1] == 0 } ?? false
+                #expect((m.biasName != nil) == rowScaled, "\(name) \(m.path)")  // both bases have biases
+            }
+            let dir = TempDir()
+            defer { dir.cleanup() }
+            _ = try Merge.plan(base: base, adapters: [WeightedAdapter(lora)], for: try Destination(path: dir.file("m.safetensors")))
+                .written(as: Merge.Summary.self)
+            let got = try PEFTFixture.floats(dir.file("m.safetensors"))
+            for (k, w) in try PEFTFixture.floats(Self.root + "/merged/" + name + "/model.safetensors") {
+                #expect(Self.relative(got[k]!.map(Double.init), w.map(Double.init)) <= 1e-6, "\(name) \(k)")
+            }
+        }
+    }
+
     @Test func promptLearningIsInspectedButNotMerged() throws {
         let ckpt = try CheckpointReader.open(Self.root + "/adapters/prefix_tuning")
         let s = try AdapterSummary(ckpt)!

@@ -520,3 +520,20 @@ def test_ia3_base_problems_fail_with_one_line(scalpel, tmp_path):
     line = one_error_line(scalpel.run("stack", ia3, "-o", tmp_path / "o", "--method", "svd", "--rank", "4", "--base", tmp_path / "wrong.safetensors", check=False))
     assert "module model.layers.0.self_attn.v_proj is IA3 with a vector of length 16 scaling output rows" in line and "[8, 32]" in line
     assert not (tmp_path / "o").exists()
+
+
+def test_merge_ia3_fan_in_fan_out_matches_peft(scalpel, tmp_path):
+    base, want = IA3_CASES["ia3_gpt2"]
+    scalpel.run("merge", base, FIX / "adapters" / "ia3_gpt2", "-o", tmp_path / "m.safetensors")
+    assert_close(tmp_path / "m.safetensors", want)
+
+
+def test_stack_kohya_file_with_peft_families(scalpel, tmp_path):
+    """A kohya file stacks with PEFT adapters once its module paths are known (--base or --map)."""
+    kohya, loha = FIX / "kohya" / "lora.safetensors", FIX / "adapters" / "loha"
+    line = one_error_line(scalpel.run("stack", kohya, loha, "-o", tmp_path / "s", "--method", "svd", "--rank", "32", check=False))
+    assert "--base" in line and not (tmp_path / "s").exists()
+    scalpel.run("stack", kohya, loha, "-o", tmp_path / "s", "--method", "svd", "--rank", "32", "--base", BASE)
+    scalpel.run("merge", BASE, tmp_path / "s", "-o", tmp_path / "m.safetensors")
+    scalpel.run("merge", BASE, FIX / "adapters" / "lora", loha, "-o", tmp_path / "want.safetensors")
+    assert_close(tmp_path / "m.safetensors", tmp_path / "want.safetensors", rtol=1e-5)

@@ -117,7 +117,8 @@ public enum Stack {
     /// full-rank updates).
     ///
     /// - Throws: `ScalpelError.invalid` for fewer than one input, a missing or out-of-range density, a
-    ///   GGUF or DoRA input, inputs that disagree on a module's geometry or on `fan_in_fan_out`,
+    ///   GGUF or DoRA input, a kohya input whose module paths are unknown, an IA3 input not resolved against
+    ///   its base (`LoRAAdapter.resolvingScaledModules`), inputs that disagree on a module's geometry or on `fan_in_fan_out`,
     ///   replacement tensors for the same target that differ between inputs, and `lora_bias` inputs
     ///   together with an embedding module (which PEFT cannot load).
     public static func plan(_ inputs: [WeightedAdapter], options: Options, to folder: String) throws -> Plan {
@@ -191,20 +192,21 @@ public enum Stack {
     private static func check(_ inputs: [WeightedAdapter], _ options: Options) throws {
         guard !inputs.isEmpty else { throw ScalpelError.invalid(file: nil, tensor: nil, reason: "stack needs at least one adapter") }
         for input in inputs {
-            guard let config = input.adapter.config else {
-                throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "stack reads PEFT adapter folders, not GGUF LoRAs")
+            guard input.adapter.config != nil || input.adapter.family == .kohya else {
+                throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "stack reads PEFT adapter folders and kohya LoRA files, not GGUF LoRAs (convert-adapter --to peft first)")
             }
+            try input.adapter.checkKohyaPathsKnown()
             if let m = input.adapter.scaledModules.first {
                 throw ScalpelError.invalid(file: input.adapter.path, tensor: m.weightName, reason: "module \(m.path) is IA3: its change W * (l - 1) depends on the base weight; resolve it against the base first (LoRAAdapter.resolvingScaledModules, the CLI's --base MODEL)")
             }
-            if input.adapter.usesDoRA || config.useDoRA {
+            if input.adapter.usesDoRA || input.adapter.config?.useDoRA == true {
                 throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "is a DoRA adapter: its magnitudes renormalize the base weight and cannot be combined into a LoRA update")
             }
             guard input.weight.isFinite else {
                 throw ScalpelError.invalid(file: input.adapter.path, tensor: nil, reason: "weight \(input.weight) is not finite")
             }
         }
-        let fifo = Set(inputs.map { $0.adapter.config!.fanInFanOut })
+        let fifo = Set(inputs.map { $0.adapter.config?.fanInFanOut ?? false })
         guard fifo.count == 1 else {
             throw ScalpelError.invalid(file: inputs[0].adapter.path, tensor: nil, reason: "the inputs disagree on fan_in_fan_out")
         }
@@ -255,13 +257,13 @@ public enum Stack {
 
     /// The output config: scaling 1 everywhere (see the type's documentation).
     private static func outputConfig(_ inputs: [WeightedAdapter], modules: [StackModule], ranks: [(String, Int)], bias: Bool, carried: Bool) throws -> AdapterConfig {
-        let configs = inputs.map { $0.adapter.config! }
+        let configs = inputs.compactMap { $0.adapter.config }  // kohya files have none
         var counts: [Int: Int] = [:]
         for (_, r) in ranks { counts[r, default: 0] += 1 }
         let r = counts.max { $0.value != $1.value ? $0.value < $1.value : $0.key < $1.key }?.key ?? 8
         let others = ranks.filter { $0.1 != r }.map { (AdapterConfig.modulePattern($0.0), $0.1) }
         let paths = Set(modules.map(\.path))
-        let sameTargets = configs.allSatisfy { Set($0.targetModuleNames) == Set(configs[0].targetModuleNames) }
+        let sameTargets = configs.count == inputs.count && configs.allSatisfy { Set($0.targetModuleNames) == Set(configs[0].targetModuleNames) }
             && inputs.allSatisfy { Set($0.adapter.modules.map(\.path)) == paths }
         let targets: JSONValue = sameTargets ? configs[0].targetModules : .array(paths.sorted().map { .string($0) })
         func common(_ key: String) -> String? {
@@ -274,7 +276,7 @@ public enum Stack {
         }
         return try AdapterConfig(
             r: max(r, 1), loraAlpha: Double(max(r, 1)), targetModules: targets, rankPattern: others,
-            alphaPattern: others.map { ($0.0, Double($0.1)) }, fanInFanOut: configs[0].fanInFanOut, loraBias: bias,
+            alphaPattern: others.map { ($0.0, Double($0.1)) }, fanInFanOut: configs.first?.fanInFanOut ?? false, loraBias: bias,
             modulesToSave: modulesToSave, baseModelNameOrPath: common("base_model_name_or_path"), taskType: common("task_type"))
     }
 }

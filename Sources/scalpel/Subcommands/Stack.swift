@@ -6,7 +6,9 @@ extension Scalpel {
         static let configuration = CommandConfiguration(
             abstract: "Combine LoRA adapters into one PEFT adapter.",
             discussion: """
-            Each ADAPTER is a PEFT adapter folder, optionally ADAPTER:WEIGHT (or --weight). With \
+            Each ADAPTER is a PEFT adapter folder (any additive family: LoRA, AdaLoRA, LoHa, LoKr; IA3 with \
+            --base) or a kohya LoRA file (module paths from its record, --map or --base), optionally \
+            ADAPTER:WEIGHT (or --weight). With \
             tau_i = weight_i * scaling_i * B_i @ A_i, the output's update is:
               cat (default)    sum_i tau_i, exactly: A' = rows weight_i*scaling_i*A_i, B' = columns B_i; \
             rank = sum of ranks
@@ -60,8 +62,11 @@ extension Scalpel {
         @Option(help: "Seed of DARE's random masks and of the randomized SVD (default 0).")
         var seed: UInt64?
 
-        @Option(help: "The base model, for adapters whose update depends on it (IA3: W * (l - 1)); unused otherwise.")
+        @Option(help: "The base model: needed for IA3 (its update W * (l - 1) depends on the weights), and for kohya files (their module names resolve the prefixes).")
         var base: String?
+
+        @Option(help: "For kohya LoRA files: a JSON object from kohya prefix to module path.")
+        var map: String?
 
         @OptionGroup var writing: WriteOptions
         @OptionGroup var global: GlobalOptions
@@ -92,13 +97,17 @@ extension Scalpel {
         func plan() throws -> Plan {
             let resolved = try WeightedAdapterArgument.resolve(adapters, weights: weight)
             let opened = try resolved.map { try LoRAAdapter.open($0.path) }
-            let baseModel = opened.contains(where: \.needsBase) ? try base.map { try CheckpointReader.open($0) } : nil
-            let inputs = try zip(opened, resolved).map { WeightedAdapter(try $0.resolvingScaledModules(base: baseModel), weight: $1.weight) }
+            let used = opened.contains { $0.needsBase || $0.family == .kohya }
+            let baseModel = used ? try base.map { try CheckpointReader.open($0) } : nil
+            let names = try map.map(KohyaLoRA.readMap) ?? [:]
+            let inputs = try zip(opened, resolved).map {
+                WeightedAdapter(try $0.resolvingKohyaNames(base: baseModel, map: names).resolvingScaledModules(base: baseModel), weight: $1.weight)
+            }
             let options = ScalpelKit.Stack.Options(method: method, density: density, majoritySign: majoritySign ?? .total,
                                                    seed: seed ?? 0, rank: rank)
             var plan = try ScalpelKit.Stack.plan(inputs, options: options, to: output)
             if base != nil && baseModel == nil {
-                plan.warnings.append("--base is unused: no input is an IA3 adapter, whose update depends on the base")
+                plan.warnings.append("--base is unused: no input is an IA3 adapter or a kohya file")
             }
             return plan
         }
