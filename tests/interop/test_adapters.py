@@ -537,3 +537,15 @@ def test_stack_kohya_file_with_peft_families(scalpel, tmp_path):
     scalpel.run("merge", BASE, tmp_path / "s", "-o", tmp_path / "m.safetensors")
     scalpel.run("merge", BASE, FIX / "adapters" / "lora", loha, "-o", tmp_path / "want.safetensors")
     assert_close(tmp_path / "m.safetensors", tmp_path / "want.safetensors", rtol=1e-5)
+
+
+def test_convert_adapter_ia3_needs_a_base(scalpel, tmp_path):
+    ia3 = FIX / "adapters" / "ia3"
+    line = one_error_line(scalpel.run("convert-adapter", ia3, tmp_path / "p", "--to", "peft", check=False))
+    assert "is IA3" in line and "--base MODEL" in line
+    scalpel.run("convert-adapter", ia3, tmp_path / "p", "--to", "peft", "--base", BASE)
+    scalpel.run("merge", BASE, tmp_path / "p", "-o", tmp_path / "m.safetensors")
+    assert_close(tmp_path / "m.safetensors", FIX / "merged" / "ia3" / "model.safetensors", rtol=1e-6)
+    # kohya has no lora_B bias, and this base's k/v projections have biases that IA3 scales
+    line = one_error_line(scalpel.run("convert-adapter", ia3, tmp_path / "k.safetensors", "--to", "kohya", "--base", BASE, check=False))
+    assert "lora_bias" in line and not (tmp_path / "k.safetensors").exists()

@@ -62,13 +62,21 @@ public enum AdapterOutput {
             baseModelNameOrPath: like?.json["base_model_name_or_path"]?.stringValue, taskType: like?.json["task_type"]?.stringValue)
     }
 
-    /// The plan of a PEFT adapter folder (plus `carried` full tensors, written as given).
+    /// The plan of a PEFT adapter folder (plus `carried` full tensors, written as given). When some module
+    /// has a `lora_B` bias, the linear modules without one get zeros: PEFT's `lora_bias` gives every
+    /// `lora_B` a bias and expects its key (IA3's feedforward modules, base layers without bias).
     public static func planPEFT(_ modules: [AdapterOutputModule], config: AdapterConfig, carried: [OutputTensor] = [], to folder: String, inputs: [String]) throws -> Plan {
         var tensors: [OutputTensor] = []
+        let anyBias = modules.contains { $0.bias != nil }
         for m in modules {
             tensors.append(renamed(m.a, PEFTAdapterWriter.aKey(m.path, kind: m.kind)))
             tensors.append(renamed(m.b, PEFTAdapterWriter.bKey(m.path, kind: m.kind)))
-            if let bias = m.bias { tensors.append(renamed(bias, PEFTAdapterWriter.biasKey(m.path))) }
+            if let bias = m.bias {
+                tensors.append(renamed(bias, PEFTAdapterWriter.biasKey(m.path)))
+            } else if anyBias && m.kind == .linear, let rows = m.b.shape.first {
+                tensors.append(OutputTensor(name: PEFTAdapterWriter.biasKey(m.path), type: .plain(.f32), shape: [rows],
+                                            content: .filling { $0.initializeMemory(as: UInt8.self, repeating: 0) }))
+            }
         }
         return try PEFTAdapterWriter.plan(tensors: tensors + carried, config: config, to: folder, inputs: inputs)
     }

@@ -28,7 +28,7 @@ public enum ConvertAdapter {
     /// plan's warnings; the report says what was converted.
     public static func plan(_ adapter: LoRAAdapter, to target: Target, output: String, base: Checkpoint?) throws -> Plan {
         if !adapter.scaledModules.isEmpty {
-            throw ScalpelError.invalid(file: adapter.path, tensor: adapter.scaledModules[0].weightName, reason: "is an IA3 adapter: its scalings of the base weights are no LoRA update (merge it, then use extract-lora)")
+            throw ScalpelError.invalid(file: adapter.path, tensor: adapter.scaledModules[0].weightName, reason: "module \(adapter.scaledModules[0].path) is IA3: its change W * (l - 1) depends on the base weight; resolve it against the base first (LoRAAdapter.resolvingScaledModules, the CLI's --base MODEL)")
         }
         if adapter.usesDoRA {
             throw ScalpelError.invalid(file: adapter.path, tensor: adapter.modules.first { $0.magnitudeName != nil }?.magnitudeName, reason: "is a DoRA adapter: its magnitudes renormalize the base weight, which neither kohya nor GGUF LoRAs can hold")

@@ -72,14 +72,6 @@ public enum Resize {
             }
             modules.append(out)
         }
-        // PEFT's lora_bias gives every lora_B a bias: modules without one (IA3 feedforward modules, a base
-        // layer without bias) get zeros, so that PEFT finds every key it expects.
-        if modules.contains(where: { $0.bias != nil }) {
-            for (i, m) in adapter.modules.enumerated() where modules[i].bias == nil {
-                let rows = m.productShape[0]
-                modules[i].bias = OutputTensor(name: "", type: .plain(.f32), shape: [rows], content: .filling { o in o.initializeMemory(as: UInt8.self, repeating: 0) })
-            }
-        }
         let carried = try adapter.replacements.map { OutputTensor(copying: try adapter.checkpoint.view($0.source)) }
         let config = try AdapterOutput.peftConfig(
             modules, like: adapter.config, targetModules: adapter.family == .lora ? adapter.config?.targetModules : nil,

@@ -12,8 +12,10 @@ struct ConvertAdapter: PlanningCommand {
         scaling is kept (PEFT alpha/r and rsLoRA, kohya's per-module alpha). --to gguf needs --base, the \
         GGUF model (llama.cpp's tensor names; q/k rows reordered as llama.cpp's converter does); GGUF in \
         needs it too. A kohya file without Scalpel's record of module paths needs --base (a model whose \
-        module names it matches) or --map to become PEFT. What a target cannot hold is refused (DoRA, IA3, \
-        biases and embeddings in kohya) or dropped with a note (modules_to_save).
+        module names it matches) or --map to become PEFT. An IA3 adapter needs --base MODEL (not GGUF): \
+        its update W * (l - 1) becomes an exact full-rank LoRA (bias changes as lora_B biases). What a \
+        target cannot hold is refused (DoRA, biases and embeddings in kohya) or dropped with a note \
+        (modules_to_save).
 
         Examples:
           scalpel convert-adapter adapter/ lora.safetensors --to kohya
@@ -31,7 +33,7 @@ struct ConvertAdapter: PlanningCommand {
     @Option(help: "peft, kohya or gguf.")
     var to: TargetArgument
 
-    @Option(help: "The base model: GGUF for GGUF in or out; any checkpoint to name a kohya file's modules.")
+    @Option(help: "The base model: GGUF for GGUF in or out; any checkpoint to name a kohya file's modules or to compute an IA3 adapter's update.")
     var base: String?
 
     @Option(help: "For kohya input: a JSON object from kohya prefix to module path.")
@@ -43,7 +45,13 @@ struct ConvertAdapter: PlanningCommand {
     func plan() throws -> Plan {
         let baseCheckpoint = try base.map { try CheckpointReader.open($0) }
         let names = try map.map(KohyaLoRA.readMap) ?? [:]
-        let adapter = try LoRAAdapter.open(input).resolvingKohyaNames(base: baseCheckpoint?.format == .gguf ? nil : baseCheckpoint, map: names)
+        var adapter = try LoRAAdapter.open(input).resolvingKohyaNames(base: baseCheckpoint?.format == .gguf ? nil : baseCheckpoint, map: names)
+        if adapter.needsBase {
+            if let b = baseCheckpoint, b.format == .gguf {
+                throw ScalpelError.invalid(file: adapter.path, tensor: adapter.scaledModules[0].vectorName, reason: "module \(adapter.scaledModules[0].path) is IA3: its update W * (l - 1) is computed from a base with the adapter's own (Hugging Face) names, not \(b.path); convert it --to peft with --base MODEL first, then that LoRA --to gguf")
+            }
+            adapter = try adapter.resolvingScaledModules(base: baseCheckpoint)
+        }
         return try ScalpelKit.ConvertAdapter.plan(adapter, to: to.target, output: output, base: baseCheckpoint)
     }
 }
