@@ -1,6 +1,5 @@
 """Adapter families (docs/adapters.md): merge, inspect, convert-adapter, stack and resize against PEFT's own
 results (fixtures/adapters, made by make_adapter_fixtures.py with torch + peft) and planted spectra."""
-import importlib.util
 import json
 import os
 import shutil
@@ -299,7 +298,7 @@ def test_resize_text_report_and_every_family(scalpel, tmp_path):
     assert "IA3" in line and "--base MODEL" in line and not (tmp_path / "o2").exists()
 
 
-TORCH_PYTHON = os.environ.get("SCALPEL_TORCH_PYTHON", "/tmp/venv-torch/bin/python")
+TORCH_PYTHON = os.environ.get("SCALPEL_TORCH_PYTHON", sys.executable)
 
 PEFT_MERGE = """
 import sys, torch, transformers, peft
@@ -313,14 +312,12 @@ save_file({k: v.detach().contiguous() for k, v in merged.state_dict().items()}, 
 
 def peft_merge(base_folder, adapter, out):
     """PEFT's own load + merge_and_unload of `adapter` into `base_folder`, saved to `out` (safetensors).
-    Runs in this Python when it has peft, else in SCALPEL_TORCH_PYTHON (default /tmp/venv-torch/bin/python,
-    the venv of make_adapter_fixtures.py); skips when neither imports torch + transformers + peft."""
-    python = sys.executable
-    if importlib.util.find_spec("peft") is None:
-        python = TORCH_PYTHON
-        probe = subprocess.run([python, "-c", "import torch, transformers, peft"], capture_output=True) if os.access(python, os.X_OK) else None
-        if probe is None or probe.returncode != 0:
-            pytest.skip(f"peft is not installed here nor in {TORCH_PYTHON} (pip install torch transformers peft into it or set SCALPEL_TORCH_PYTHON)")
+    Runs in SCALPEL_TORCH_PYTHON (default: the Python running the tests, whose venv `make test` fills with
+    torch, transformers and peft); skips when that Python cannot import them."""
+    python = TORCH_PYTHON
+    probe = subprocess.run([python, "-c", "import torch, transformers, peft"], capture_output=True) if os.access(python, os.X_OK) else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip(f"{python} cannot import torch, transformers, peft (make py-oracle-deps, or set SCALPEL_TORCH_PYTHON)")
     proc = subprocess.run([python, "-c", PEFT_MERGE, str(base_folder), str(adapter), str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "missing adapter keys" not in proc.stderr, proc.stderr[-3000:]
