@@ -30,9 +30,6 @@ public enum GGUFToHF {
         guard let a = m["general.architecture"]?.stringValue, let arch = HFArchitectures.all.first(where: { $0.gguf == a }) else {
             throw ScalpelError.invalid(file: ckpt.path, tensor: nil, reason: "general.architecture is not one Scalpel converts to Hugging Face")
         }
-        func u(_ k: String) -> Int? { m[a + "." + k]?.intValue }
-        let heads = u("attention.head_count") ?? 0
-        let kvHeads = u("attention.head_count_kv") ?? heads
         var tensors: [OutputTensor] = []
         var inverse: [String: String] = [:]
         for (hf, g) in arch.names { inverse[g] = hf }
@@ -41,23 +38,16 @@ public enum GGUFToHF {
                 throw ScalpelError.invalid(file: ckpt.path, tensor: info.name, reason: "has no Hugging Face name for \(a)")
             }
             let view = try ckpt.view(at: i)
-            var unpermuteHeads: Int?
-            if a == "llama", info.name.hasSuffix(".attn_q.weight") || info.name.hasSuffix(".attn_q.bias") { unpermuteHeads = heads }
-            if a == "llama", info.name.hasSuffix(".attn_k.weight") || info.name.hasSuffix(".attn_k.bias") { unpermuteHeads = kvHeads }
-            let unpermute = unpermuteHeads
-            let count = info.elementCount, shape = info.shape, type = info.type
-            let rows = shape.first ?? 1, cols = count / max(rows, 1)
-            if let h = unpermute, h <= 0 || rows % (2 * h) != 0 {
-                throw ScalpelError.invalid(file: ckpt.path, tensor: info.name, reason: "\(rows) rows do not split into \(h) heads")
-            }
-            tensors.append(OutputTensor(name: hfName, type: .plain(dtype), shape: shape, content: .filling { buf in
+            let transform = try arch.inverse?(ckpt.path, m, info.name, info.shape)
+            let count = info.elementCount, type = info.type
+            tensors.append(OutputTensor(name: hfName, type: .plain(dtype), shape: transform?.shape ?? info.shape, content: .filling { buf in
                 let f = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
                 defer { f.deallocate() }
                 let fv = UnsafeMutableBufferPointer(rebasing: f[0..<count])
                 try FloatConversion.decode(type, view.bytes, into: fv, tensor: info.name)
-                if let h = unpermute { unpermuteRows(fv, rows: rows, cols: cols, heads: h) }
+                transform?.apply(fv)
                 try FloatConversion.encode(UnsafeBufferPointer(fv), as: dtype, into: buf, tensor: hfName)
-            }, action: "\(type) -> \(dtype.rawValue)" + (unpermute == nil ? "" : " (Q/K rows unpermuted)"), onWritten: { ckpt.release(info.name) }))
+            }, action: "\(type) -> \(dtype.rawValue)" + (transform.map { " (\($0.label))" } ?? ""), onWritten: { ckpt.release(info.name) }))
         }
         var notes: [String] = []
         var extras: [FolderExtra] = [.write(name: "config.json", contents: Array(JSONWriter.string(try config(ckpt, arch: arch, dtype: dtype)).utf8) + [10])]
@@ -88,18 +78,36 @@ public enum GGUFToHF {
         return (bid.map { hf.replacingOccurrences(of: "{bid}", with: $0) } ?? hf) + suffix
     }
 
-    /// The inverse of `HFLlama.permuteRows`.
-    static func unpermuteRows(_ v: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, heads: Int) {
-        HFLlama.permuteRows(v, rows: rows, cols: cols, heads: heads, inverse: true)
-    }
-
     /// config.json from the GGUF keys.
     static func config(_ ckpt: Checkpoint, arch: HFArchitecture, dtype: DType) throws -> JSONValue {
         let m = ckpt.metadata, a = arch.gguf
         func int(_ k: String) -> JSONValue? { m[a + "." + k]?.intValue.map { .int($0) } }
         func dbl(_ k: String) -> JSONValue? { m[a + "." + k]?.doubleValue.map { .double(Double(String(Float($0)))!) } }
         func tid(_ k: String) -> JSONValue? { m["tokenizer.ggml." + k]?.intValue.map { .int($0) } }
+        func required(_ k: String) throws -> Int {
+            guard let v = m[a + "." + k]?.intValue else {
+                throw ScalpelError.invalid(file: ckpt.path, tensor: nil, reason: "no \(a).\(k) to rebuild config.json from")
+            }
+            return v
+        }
         let vocab = ckpt.info(named: "token_embd.weight")?.shape.first ?? (m["tokenizer.ggml.tokens"].flatMap { if case .array(_, let t) = $0 { return t.count }; return nil } ?? 0)
+        let torchDType: JSONValue = .string(dtype == .f32 ? "float32" : dtype == .f16 ? "float16" : "bfloat16")
+        let tied: JSONValue = .bool(ckpt.info(named: "output.weight") == nil)
+        let ids: [(String, JSONValue?)] = [("bos_token_id", tid("bos_token_id")), ("eos_token_id", tid("eos_token_id")),
+                                           ("pad_token_id", tid("padding_token_id") ?? .null)]
+        if a == "gpt2" {
+            // GPT-2's feed-forward length in the GGUF is always 4 x n_embd (the reference writes it so); the
+            // tensor says what it is.
+            let pairs: [(String, JSONValue?)] = [
+                ("architectures", .array([.string(arch.hfNames[0])])), ("model_type", .string("gpt2")),
+                ("n_embd", int("embedding_length")), ("n_layer", int("block_count")), ("n_head", int("attention.head_count")),
+                ("n_positions", int("context_length")), ("n_ctx", int("context_length")),
+                ("n_inner", ckpt.info(named: "blk.0.ffn_up.weight").map { .int($0.shape[0]) }),
+                ("layer_norm_epsilon", dbl("attention.layer_norm_epsilon")), ("activation_function", .string("gelu_new")),
+                ("vocab_size", .int(vocab)), ("tie_word_embeddings", tied), ("torch_dtype", torchDType),
+            ] + ids
+            return .object(pairs.compactMap { k, v in v.map { (k, $0) } })
+        }
         var pairs: [(String, JSONValue?)] = [
             ("architectures", .array([.string(arch.hfNames[0])])),
             ("hidden_size", int("embedding_length")),
@@ -108,7 +116,7 @@ public enum GGUFToHF {
             ("num_attention_heads", int("attention.head_count")),
             ("max_position_embeddings", int("context_length")),
             ("vocab_size", .int(vocab)),
-            ("torch_dtype", .string(dtype == .f32 ? "float32" : dtype == .f16 ? "float16" : "bfloat16")),
+            ("torch_dtype", torchDType),
         ]
         switch a {
         case "bert":
@@ -116,6 +124,32 @@ public enum GGUFToHF {
                       ("type_vocab_size", .int(ckpt.info(named: "token_types.weight")?.shape.first ?? 2)),
                       ("hidden_act", .string("gelu")), ("position_embedding_type", .string("absolute")),
                       ("pad_token_id", tid("padding_token_id") ?? .int(0))]
+        case "gemma2":
+            // llama.cpp scales queries by 1/sqrt(head_dim), or 1/sqrt(hidden/heads) for the 46-layer 27B
+            // model: that is the query_pre_attn_scalar the GGUF implies. It uses rope base 10000 unless set.
+            let headDim = try required("attention.key_length")
+            let scalar = try required("block_count") == 46 ? try required("embedding_length") / max(try required("attention.head_count"), 1) : headDim
+            pairs += [("model_type", .string("gemma2")),
+                      ("num_key_value_heads", int("attention.head_count_kv") ?? int("attention.head_count")),
+                      ("head_dim", .int(headDim)), ("query_pre_attn_scalar", .int(scalar)),
+                      ("rms_norm_eps", dbl("attention.layer_norm_rms_epsilon")),
+                      ("rope_theta", dbl("rope.freq_base") ?? .double(10000)),
+                      ("attn_logit_softcapping", dbl("attn_logit_softcapping") ?? .null),
+                      ("final_logit_softcapping", dbl("final_logit_softcapping") ?? .null),
+                      ("sliding_window", int("attention.sliding_window")),
+                      ("hidden_activation", .string("gelu_pytorch_tanh")), ("tie_word_embeddings", .bool(true))] + ids
+        case "phi3":
+            let hidden = try required("embedding_length"), heads = try required("attention.head_count")
+            let ropeDims = m["phi3.rope.dimension_count"]?.intValue ?? hidden / max(heads, 1)
+            let window = m["phi3.attention.sliding_window"]?.intValue ?? 0
+            pairs += [("model_type", .string("phi3")),
+                      ("num_key_value_heads", int("attention.head_count_kv") ?? int("attention.head_count")),
+                      ("original_max_position_embeddings", int("rope.scaling.original_context_length") ?? int("context_length")),
+                      ("rms_norm_eps", dbl("attention.layer_norm_rms_epsilon")),
+                      ("rope_theta", dbl("rope.freq_base") ?? .double(10000)),
+                      ("partial_rotary_factor", .double(Double(ropeDims * heads) / Double(hidden))),
+                      ("sliding_window", window > 0 ? .int(window) : .null),
+                      ("hidden_act", .string("silu")), ("tie_word_embeddings", tied)] + ids
         default:
             let modelType = ["llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"][a] ?? a
             pairs += [("model_type", .string(modelType)),
@@ -123,7 +157,7 @@ public enum GGUFToHF {
                       ("rms_norm_eps", dbl("attention.layer_norm_rms_epsilon")),
                       ("rope_theta", dbl("rope.freq_base") ?? .double(10000)),
                       ("hidden_act", .string("silu")),
-                      ("tie_word_embeddings", .bool(ckpt.info(named: "output.weight") == nil)),
+                      ("tie_word_embeddings", tied),
                       ("bos_token_id", tid("bos_token_id")), ("eos_token_id", tid("eos_token_id")),
                       ("attention_bias", .bool(ckpt.info(named: "blk.0.attn_q.bias") != nil)),
                       ("head_dim", int("attention.key_length"))]

@@ -49,6 +49,23 @@ public struct HFFolder {
         return nil
     }
 
+    /// A required non-negative integer hyperparameter as a GGUF u32.
+    func u32(_ keys: [String]) throws -> MetadataValue {
+        let v = try int(keys)
+        guard let u = UInt32(exactly: v) else {
+            throw ScalpelError.invalid(file: path + "/config.json", tensor: nil, reason: "\(keys[0]) \(v) does not fit a GGUF u32")
+        }
+        return .uint32(u)
+    }
+
+    /// A required number hyperparameter as a GGUF f32.
+    func f32(_ keys: [String]) throws -> MetadataValue {
+        guard let v = hparam(keys)?.doubleValue else {
+            throw ScalpelError.invalid(file: path + "/config.json", tensor: nil, reason: "no number \(keys.joined(separator: " / ")) in config.json")
+        }
+        return .float32(Float(v))
+    }
+
     /// A required integer hyperparameter.
     func int(_ keys: [String]) throws -> Int {
         guard let v = hparam(keys)?.intValue else {

@@ -39,20 +39,34 @@ enum HFLlama {
             if folder.exists("tokenizer.model") { try HFTokenizer.sentencePiece(folder, into: &m) }
             else { try HFTokenizer.byteLevelBPE(folder, into: &m) }
         },
-        transform: { folder, name, shape in
+        transform: { folder, name, shape, _ in
             let isQ = name.hasSuffix(".attn_q.weight") || name.hasSuffix(".attn_q.bias")
             let isK = name.hasSuffix(".attn_k.weight") || name.hasSuffix(".attn_k.bias")
             guard isQ || isK else { return nil }
             let nHead = try folder.int(["n_heads", "num_attention_heads"])
             let nKV = folder.hparam(["n_kv_heads", "num_key_value_heads"])?.intValue ?? nHead
-            let heads = isK ? nKV : nHead
-            let rows = shape[0], cols = shape.count > 1 ? shape[1...].reduce(1, *) : 1
-            guard heads > 0, rows % (2 * heads) == 0 else {
-                throw ScalpelError.invalid(file: folder.path, tensor: name, reason: "\(rows) rows do not split into \(heads) heads of 2 halves")
-            }
-            return { values in permuteRows(values, rows: rows, cols: cols, heads: heads) }
+            return try permutation(name: name, shape: shape, heads: isK ? nKV : nHead, file: folder.path, inverse: false)
+        },
+        inverse: { file, m, name, shape in
+            let isQ = name.hasSuffix(".attn_q.weight") || name.hasSuffix(".attn_q.bias")
+            let isK = name.hasSuffix(".attn_k.weight") || name.hasSuffix(".attn_k.bias")
+            guard isQ || isK else { return nil }
+            let heads = m["llama.attention.head_count"]?.intValue ?? 0
+            let kv = m["llama.attention.head_count_kv"]?.intValue ?? heads
+            return try permutation(name: name, shape: shape, heads: isK ? kv : heads, file: file, inverse: true)
         }
     )
+
+    /// The Q/K row permutation of one tensor (`inverse`: GGUF -> Hugging Face).
+    static func permutation(name: String, shape: [Int], heads: Int, file: String, inverse: Bool) throws -> HFTransform {
+        let rows = shape.first ?? 1, cols = shape.count > 1 ? shape[1...].reduce(1, *) : 1
+        guard heads > 0, rows % (2 * heads) == 0 else {
+            throw ScalpelError.invalid(file: file, tensor: name, reason: "\(rows) rows do not split into \(heads) heads of 2 halves")
+        }
+        return HFTransform(shape: shape, label: inverse ? "Q/K rows unpermuted" : "Q/K rows permuted") { values in
+            permuteRows(values, rows: rows, cols: cols, heads: heads, inverse: inverse)
+        }
+    }
 
     /// llama.cpp's `permute`: rows reshaped (heads, 2, half, cols), axes 1 and 2 swapped; with
     /// `inverse`, the permutation undone (GGUF -> Hugging Face).
@@ -97,7 +111,11 @@ extension HFTokenizer {
     /// (score -10000, unused); pieces typed unknown/control/unused/byte, all others normal; entries of
     /// `added_tokens.json` and `tokenizer_config.json`'s `added_tokens_decoder` override with score -1000,
     /// control when special (or looking special), else user-defined.
-    static func sentencePiece(_ folder: HFFolder, into m: inout Metadata) throws {
+    ///
+    /// `phi3Rules`: Phi-3's own variant (the reference's Phi3MiniModel.set_vocab): added tokens of
+    /// `added_tokens_decoder`, then of `tokenizer.json`'s `added_tokens`, are control only when marked
+    /// special (no look-alike rule) and keep their text as is.
+    static func sentencePiece(_ folder: HFFolder, into m: inout Metadata, phi3Rules: Bool = false) throws {
         let sp = try SentencePieceModel(path: folder.path + "/tokenizer.model")
         let size = folder.hparam(["vocab_size_per_layer_input", "vocab_size"])?.intValue ?? sp.pieces.count
         guard size > 0, size <= 10_000_000 else { throw ScalpelError.invalid(file: folder.path + "/config.json", tensor: nil, reason: "vocab_size \(size) is out of range") }
@@ -121,7 +139,21 @@ extension HFTokenizer {
                 tokens[id] = k; scores[id] = -1000; types[id] = userDefined
             }
         }
-        if let decoder = try folder.optionalJSON("tokenizer_config.json")?["added_tokens_decoder"]?.objectValue {
+        let tok = try folder.optionalJSON("tokenizer.json")
+        if phi3Rules {
+            var added: [(Int, JSONValue)] = []
+            for (k, v) in try folder.optionalJSON("tokenizer_config.json")?["added_tokens_decoder"]?.objectValue ?? [] {
+                if let id = Int(k) { added.append((id, v)) }
+            }
+            for v in tok?["added_tokens"]?.arrayValue ?? [] {
+                if let id = v["id"]?.intValue { added.append((id, v)) }
+            }
+            for (id, v) in added {
+                guard id >= 0, id < size, let content = v["content"]?.stringValue else { continue }
+                tokens[id] = content; scores[id] = -1000
+                types[id] = v["special"]?.boolValue == true ? control : userDefined
+            }
+        } else if let decoder = try folder.optionalJSON("tokenizer_config.json")?["added_tokens_decoder"]?.objectValue {
             for (k, v) in decoder {
                 guard let id = Int(k), id >= 0, id < size, let content = v["content"]?.stringValue else { continue }
                 if v["special"]?.boolValue == true || looksSpecial(content) {
@@ -137,6 +169,6 @@ extension HFTokenizer {
         m["tokenizer.ggml.tokens"] = .array(elementType: 8, tokens.map { .string($0) })
         m["tokenizer.ggml.scores"] = .array(elementType: 6, scores.map { .float32($0) })
         m["tokenizer.ggml.token_type"] = .array(elementType: 5, types.map { .int32($0) })
-        try specialVocab(folder, tok: try folder.optionalJSON("tokenizer.json"), nVocab: size, loadMerges: false, into: &m)
+        try specialVocab(folder, tok: tok, nVocab: size, loadMerges: false, into: &m)
     }
 }

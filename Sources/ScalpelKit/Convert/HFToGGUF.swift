@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Per tensor, as the reference: the HF name is mapped through the architecture's table (a tensor the table
 /// does not know is refused), values are read as f32 (any float dtype), transformed if the architecture
-/// says so (e.g. Llama's Q/K row permutation), then stored as F32 when 1-D, a `*_norm.weight`, not a
+/// says so (Llama's Q/K row permutation, Gemma's norm +1, GPT-2's Conv1D transpose), then stored as F32 when 1-D, a `*_norm.weight`, not a
 /// `.weight`, or one of the architecture's always-F32 tensors; else as the output type, with Q8_0 falling
 /// back to F16 when a row is not a multiple of 32.
 ///
@@ -77,8 +77,9 @@ public enum HFToGGUF {
             guard case .plain(let d) = info.type, d.isComputableFloat else {
                 throw ScalpelError.invalid(file: ckpt.path, tensor: info.name, reason: "type \(info.type) is not a float type the converter reads")
             }
-            let transform = try arch.transform?(folder, name, info.shape)
-            tensors.append(try tensor(ckpt, index: i, name: name, shape: info.shape, out: out, arch: arch, transform: transform))
+            let transform = try arch.transform?(folder, name, info.shape, info.type)
+            tensors.append(try tensor(ckpt, index: i, name: name, shape: transform?.shape ?? info.shape, out: out, arch: arch,
+                                      transform: transform))
         }
         var m = Metadata()
         m["general.architecture"] = .string(arch.gguf)
@@ -86,7 +87,7 @@ public enum HFToGGUF {
         m["general.name"] = .string(PathName.file(canonicalName(path)))
         let total = tensors.reduce(0) { $0 + ($1.shape.checkedProduct() ?? 0) }
         if total > 0 { m["general.size_label"] = .string(sizeLabel(total)) }
-        try commonParameters(folder, arch: arch.gguf, into: &m)
+        if arch.commonParameters { try commonParameters(folder, arch: arch.gguf, into: &m) }
         m["general.file_type"] = .uint32(out.fileType)
         try arch.parameters(folder, &m)
         m["general.quantization_version"] = .uint32(2)
@@ -128,7 +129,7 @@ public enum HFToGGUF {
 
     /// One output tensor: decode to f32, transform, encode.
     static func tensor(_ ckpt: Checkpoint, index i: Int, name: String, shape: [Int], out: OutType, arch: HFArchitecture,
-                       transform: (@Sendable (UnsafeMutableBufferPointer<Float>) -> Void)?) throws -> OutputTensor {
+                       transform: HFTransform?) throws -> OutputTensor {
         let info = ckpt.tensors[i]
         let view = try ckpt.view(at: i)
         var chosen: TensorType
@@ -153,12 +154,12 @@ public enum HFToGGUF {
             defer { floats.deallocate() }
             let f = UnsafeMutableBufferPointer(rebasing: floats[0..<count])
             try FloatConversion.decode(source, view.bytes, into: f, tensor: info.name)
-            transform?(f)
+            transform?.apply(f)
             switch type {
             case .block(let g): try GGMLQuantize.quantize(g, UnsafeBufferPointer(f), into: buf)
             case .plain(let d): try FloatConversion.encode(UnsafeBufferPointer(f), as: d, into: buf, tensor: name)
             }
-        }, action: "\(source) -> \(type)" + (transform == nil ? "" : " (Q/K rows permuted)"), onWritten: release)
+        }, action: "\(source) -> \(type)" + (transform.map { " (\($0.label))" } ?? ""), onWritten: release)
     }
 
     /// The hyperparameters every text model gets (the reference's `TextModel.set_gguf_parameters`).
