@@ -193,3 +193,12 @@ def test_phi3_long_rope_is_refused(scalpel, tmp):
     proc = scalpel.run("convert", folder, tmp / "out.gguf", check=False)
     assert proc.returncode == 1 and "longrope" in proc.stderr, proc.stderr
     assert not (tmp / "out.gguf").exists()
+
+
+def test_gemma2_without_its_sentencepiece_model_is_refused(scalpel, tmp):
+    require_ml()
+    folder = make_gemma2(tmp / "gemma2")
+    (folder / "tokenizer.model").unlink()
+    proc = scalpel.run("convert", folder, tmp / "out.gguf", check=False)
+    assert proc.returncode == 1 and "no tokenizer.model (Gemma 2 needs its SentencePiece model)" in proc.stderr, proc.stderr
+    assert not (tmp / "out.gguf").exists()
