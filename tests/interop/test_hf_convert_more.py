@@ -182,6 +182,12 @@ def test_round_trip_to_hugging_face(scalpel, tmp, family, dtype, tol):
     ids = torch.tensor([[1, 5, 77, 300, 12, 499, 3, 250]])
     with torch.no_grad():
         assert rel(a(ids).logits, b(ids).logits) <= tol
+    if family == "gpt2":  # GPT-2's byte-level BPE is rebuilt (vocab.json, merges.txt): the same ids
+        from transformers import AutoTokenizer
+        ta, tb = AutoTokenizer.from_pretrained(folder), AutoTokenizer.from_pretrained(back)
+        text = "Scalpel's GGUF -> Hugging Face:  naïve 1234 tokens<|endoftext|>Übergrößenträger\n\tend"
+        assert ta(text)["input_ids"] == tb(text)["input_ids"]
+        assert tb.eos_token == "<|endoftext|>"
 
 
 def test_phi3_long_rope_is_refused(scalpel, tmp):

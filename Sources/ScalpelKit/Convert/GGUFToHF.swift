@@ -5,8 +5,9 @@ import Foundation
 /// Tensor names go back through the architecture's table, Llama's Q/K row permutation is undone, every
 /// tensor is dequantized or cast to the output dtype (F32 by default), and `config.json` is rebuilt from
 /// the GGUF keys (a missing `output.weight` means tied embeddings). Tokenizers: BERT's WordPiece vocabulary
-/// is rebuilt (`vocab.txt`, `tokenizer_config.json`, `special_tokens_map.json`); SentencePiece and BPE
-/// tokenizers are not rebuilt yet, which `notes` says.
+/// is rebuilt (`vocab.txt`, `tokenizer_config.json`, `special_tokens_map.json`), and a byte-level BPE with
+/// GPT-2's pre-tokenizer (`vocab.json`, `merges.txt`, `tokenizer_config.json`); SentencePiece and other BPE
+/// tokenizers are not rebuilt yet, which the plan's warnings say.
 public enum GGUFToHF {
 
 
@@ -54,8 +55,11 @@ public enum GGUFToHF {
         if a == "bert" {
             extras += try bertTokenizer(ckpt)
             notes.append("BERT's pooler is not in the GGUF (llama.cpp's converter drops it): transformers initializes it anew")
+        } else if m["tokenizer.ggml.model"]?.stringValue == "gpt2", m["tokenizer.ggml.pre"]?.stringValue == "gpt-2",
+                  let files = try gpt2Tokenizer(ckpt) {
+            extras += files
         } else {
-            notes.append("the \(m["tokenizer.ggml.model"]?.stringValue ?? "unknown") tokenizer is not rebuilt (only BERT's WordPiece is); copy the tokenizer files from the original model")
+            notes.append("the \(m["tokenizer.ggml.model"]?.stringValue ?? "unknown") tokenizer is not rebuilt (only BERT's WordPiece and GPT-2's byte-level BPE are); copy the tokenizer files from the original model")
         }
         var plan = Plan(destination: destination, tensors: tensors, metadata: Metadata([("format", .string("pt"))]),
                         companions: extras, inputs: ckpt.sourcePaths)
@@ -166,6 +170,32 @@ public enum GGUFToHF {
             }
         }
         return .object(pairs.compactMap { k, v in v.map { (k, $0) } })
+    }
+
+    /// GPT-2's tokenizer files (`vocab.json`, `merges.txt`, `tokenizer_config.json` for GPT2Tokenizer) from a
+    /// "gpt2" tokenizer with the `gpt-2` pre-tokenizer: the tokens are already byte-level strings and the
+    /// merges "a b" lines. Nil without tokens or merges.
+    static func gpt2Tokenizer(_ ckpt: Checkpoint) throws -> [FolderExtra]? {
+        let m = ckpt.metadata
+        guard case .array(_, let items)? = m["tokenizer.ggml.tokens"], case .array(_, let mergeItems)? = m["tokenizer.ggml.merges"] else {
+            return nil
+        }
+        let tokens = items.compactMap(\.stringValue), merges = mergeItems.compactMap(\.stringValue)
+        guard tokens.count == items.count, merges.count == mergeItems.count, !tokens.isEmpty else { return nil }
+        var seen = Set<String>()
+        var vocab: [(String, JSONValue)] = []
+        for (i, t) in tokens.enumerated() where seen.insert(t).inserted { vocab.append((t, .int(i))) }
+        func tok(_ k: String) -> JSONValue? {
+            m["tokenizer.ggml.\(k)_token_id"]?.intValue.flatMap { $0 >= 0 && $0 < tokens.count ? .string(tokens[$0]) : nil }
+        }
+        var config: [(String, JSONValue)] = [("tokenizer_class", .string("GPT2Tokenizer")), ("add_prefix_space", .bool(false))]
+        for (k, key) in [("bos_token", "bos"), ("eos_token", "eos"), ("unk_token", "unknown"), ("pad_token", "padding")] {
+            if let t = tok(key) { config.append((k, t)) }
+        }
+        if let ctx = m[(m["general.architecture"]?.stringValue ?? "") + ".context_length"]?.intValue { config.append(("model_max_length", .int(ctx))) }
+        return [.write(name: "vocab.json", contents: Array(JSONWriter.string(.object(vocab)).utf8) + [10]),
+                .write(name: "merges.txt", contents: Array((["#version: 0.2"] + merges).joined(separator: "\n").utf8) + [10]),
+                .write(name: "tokenizer_config.json", contents: Array(JSONWriter.string(.object(config)).utf8) + [10])]
     }
 
     /// BERT's WordPiece files from `tokenizer.ggml.tokens` (undoing the phantom-space form).
