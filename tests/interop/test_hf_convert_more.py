@@ -69,7 +69,7 @@ def make_gemma2(folder: Path):
     return folder
 
 
-def make_phi3(folder: Path):
+def make_phi3(folder: Path, longrope=False):
     import torch
     from transformers import LlamaTokenizerFast, Phi3Config, Phi3ForCausalLM
     folder.mkdir(parents=True)
@@ -77,8 +77,12 @@ def make_phi3(folder: Path):
     tok = LlamaTokenizerFast(vocab_file=sp, legacy=False, add_bos_token=True)
     tok.add_special_tokens({"additional_special_tokens": PHI3_ADDED[1:], "eos_token": PHI3_ADDED[0], "pad_token": PHI3_ADDED[0]})
     torch.manual_seed(0)
+    # LongRoPE (Phi-3 128k, Phi-3.5): context 4 x the original, head_dim / 2 = 8 factors each.
+    rope = dict(rope_scaling={"type": "longrope", "long_factor": [1.0 + 0.5 * i for i in range(8)],
+                              "short_factor": [1.0 + 0.125 * i for i in range(8)]}, max_position_embeddings=1024) \
+        if longrope else dict(max_position_embeddings=256)
     cfg = Phi3Config(vocab_size=520, hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
-                     num_key_value_heads=2, max_position_embeddings=256, original_max_position_embeddings=256,
+                     num_key_value_heads=2, original_max_position_embeddings=256, **rope,
                      sliding_window=127, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=tok.convert_tokens_to_ids(PHI3_ADDED[0]),
                      pad_token_id=tok.convert_tokens_to_ids(PHI3_ADDED[0]))
     model = Phi3ForCausalLM(cfg)
@@ -190,14 +194,45 @@ def test_round_trip_to_hugging_face(scalpel, tmp, family, dtype, tol):
         assert tb.eos_token == "<|endoftext|>"
 
 
-def test_phi3_long_rope_is_refused(scalpel, tmp):
+def test_phi3_long_rope(scalpel, tmp):
+    """LongRoPE factors become rope_factors_long/short tensors and rope.scaling.attn_factor, as the reference
+    writes them; llama.cpp runs the file; back to Hugging Face, rope_scaling is rebuilt (same logits)."""
     require_ml()
-    folder = make_phi3(tmp / "phi3")
+    import torch
+    from transformers import AutoModelForCausalLM
+    folder = make_phi3(tmp / "phi3", longrope=True)
+    ref = reference_convert(folder, tmp / "ref.gguf", "f32")
+    ours = scalpel.convert(folder, tmp / "ours.gguf", "--dtype", "f32")
+    n_tensors, _ = compare_gguf(ref, ours)
+    assert n_tensors == N_TENSORS["phi3"] + 2
+    fields = gguf_reader(ours).fields
+    assert abs(fields["phi3.rope.scaling.attn_factor"].contents() - (1 + __import__("math").log(4) / __import__("math").log(256)) ** 0.5) < 1e-6
+    exe = llamacpp_bin("llama-simple")
+    if exe is not None:
+        outs = [subprocess.run([str(exe), "-m", str(f), "-n", "16", "Scalpel converts"], capture_output=True, timeout=300)
+                for f in [ref, ours]]
+        assert all(p.returncode == 0 for p in outs) and outs[0].stdout == outs[1].stdout and outs[0].stdout.strip()
+    back = tmp / "back"
+    scalpel.run("convert", ours, back)
+    config = json.loads((back / "config.json").read_text())
+    original = json.loads((folder / "config.json").read_text())["rope_scaling"]
+    assert config["rope_scaling"]["long_factor"] == original["long_factor"]
+    assert config["rope_scaling"]["short_factor"] == original["short_factor"]
+    a = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+    b = AutoModelForCausalLM.from_pretrained(back, attn_implementation="eager").eval()
+    ids = torch.tensor([[1, 5, 77, 300, 12, 499, 3, 250]])
+    with torch.no_grad():
+        assert rel(a(ids).logits, b(ids).logits) <= 1e-4
+
+
+def test_phi3_rope_scaling_type_not_supported_is_refused(scalpel, tmp):
+    require_ml()
+    folder = make_phi3(tmp / "phi3", longrope=True)
     cfg = json.loads((folder / "config.json").read_text())
-    cfg["rope_scaling"] = {"type": "longrope", "long_factor": [1.0] * 8, "short_factor": [1.0] * 8}
+    cfg["rope_scaling"]["type"] = "dynamic"
     (folder / "config.json").write_text(json.dumps(cfg))
     proc = scalpel.run("convert", folder, tmp / "out.gguf", check=False)
-    assert proc.returncode == 1 and "longrope" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "rope scaling type dynamic is not supported for Phi-3" in proc.stderr, proc.stderr
     assert not (tmp / "out.gguf").exists()
 
 

@@ -18,7 +18,9 @@ public enum GGUFToHF {
               let arch = HFArchitectures.all.first(where: { $0.gguf == a }) else { return false }
         var inverse: [String: String] = [:]
         for (hf, g) in arch.names { inverse[g] = hf }
-        return !ckpt.tensors.isEmpty && ckpt.tensors.allSatisfy { hfName($0.name, inverse: inverse) != nil }
+        return !ckpt.tensors.isEmpty && ckpt.tensors.allSatisfy {
+            hfName($0.name, inverse: inverse) != nil || (a == "phi3" && HFPhi3.ropeFactorTensors.contains($0.name))
+        }
     }
 
     /// The plan of writing `ckpt` as a Hugging Face folder at `destination` (a folder); what cannot be
@@ -35,6 +37,7 @@ public enum GGUFToHF {
         var inverse: [String: String] = [:]
         for (hf, g) in arch.names { inverse[g] = hf }
         for (i, info) in ckpt.tensors.enumerated() {
+            if a == "phi3", HFPhi3.ropeFactorTensors.contains(info.name) { continue }  // into config.json's rope_scaling
             guard let hfName = hfName(info.name, inverse: inverse) else {
                 throw ScalpelError.invalid(file: ckpt.path, tensor: info.name, reason: "has no Hugging Face name for \(a)")
             }
@@ -154,6 +157,11 @@ public enum GGUFToHF {
                       ("partial_rotary_factor", .double(Double(ropeDims * heads) / Double(hidden))),
                       ("sliding_window", window > 0 ? .int(window) : .null),
                       ("hidden_act", .string("silu")), ("tie_word_embeddings", tied)] + ids
+            if let long = try floats(ckpt, "rope_factors_long.weight"), let short = try floats(ckpt, "rope_factors_short.weight") {
+                pairs.append(("rope_scaling", .object([("type", .string("longrope")),
+                                                       ("long_factor", .array(long.map { .double(Double(String($0))!) })),
+                                                       ("short_factor", .array(short.map { .double(Double(String($0))!) }))])))
+            }
         default:
             let modelType = ["llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"][a] ?? a
             pairs += [("model_type", .string(modelType)),
@@ -170,6 +178,19 @@ public enum GGUFToHF {
             }
         }
         return .object(pairs.compactMap { k, v in v.map { (k, $0) } })
+    }
+
+    /// A (small) tensor's values as f32, nil when the GGUF has no such tensor.
+    static func floats(_ ckpt: Checkpoint, _ name: String) throws -> [Float]? {
+        guard let i = ckpt.tensors.firstIndex(where: { $0.name == name }) else { return nil }
+        let info = ckpt.tensors[i]
+        guard info.elementCount <= 1 << 20 else {
+            throw ScalpelError.invalid(file: ckpt.path, tensor: name, reason: "\(info.elementCount) values is too many for a config.json list")
+        }
+        var out = [Float](repeating: 0, count: info.elementCount)
+        let view = try ckpt.view(at: i)
+        try out.withUnsafeMutableBufferPointer { try FloatConversion.decode(info.type, view.bytes, into: $0, tensor: name) }
+        return out
     }
 
     /// GPT-2's tokenizer files (`vocab.json`, `merges.txt`, `tokenizer_config.json` for GPT2Tokenizer) from a

@@ -34,6 +34,9 @@ public struct HFArchitecture: Sendable {
     /// The inverse transform for GGUF -> Hugging Face, given the GGUF file, its metadata, a GGUF tensor name
     /// and shape.
     var inverse: (@Sendable (String, Metadata, String, [Int]) throws -> HFTransform?)? = nil
+    /// Tensors made from config.json rather than read (the reference's `generate_extra_tensors`, e.g.
+    /// Phi-3's LongRoPE factors), written before the model's own.
+    var extraTensors: (@Sendable (HFFolder) throws -> [OutputTensor])? = nil
 
     /// The GGUF name of an HF tensor name, or nil when the table has none.
     func ggufName(_ hfName: String) -> String? {

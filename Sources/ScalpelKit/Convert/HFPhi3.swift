@@ -5,8 +5,9 @@ import Foundation
 /// holding gate and up, which llama.cpp splits at run time); no Q/K permutation. Hyperparameters are the
 /// class's own list: context length, the original context length (`original_max_position_embeddings`,
 /// required), rope dimensions `int(partial_rotary_factor * hidden) // heads`, rope base, and the sliding
-/// window (0 when absent). LongRoPE models (`rope_scaling` with `long_factor`, the 128k variants, for which
-/// the reference adds `rope_factors_long/short` tensors) are refused.
+/// window (0 when absent). LongRoPE models (`rope_scaling` with `long_factor`: Phi-3 128k, Phi-3.5) get the
+/// factors as `rope_factors_long/short` F32 tensors and `rope.scaling.attn_factor`, as the reference writes
+/// them; GGUF -> Hugging Face folds them back into `rope_scaling`.
 ///
 /// The tokenizer is SentencePiece with Phi-3's own rules for added tokens (`tokenizer_config.json`'s
 /// `added_tokens_decoder` and `tokenizer.json`'s `added_tokens` become user-defined, or control when
@@ -31,10 +32,7 @@ enum HFPhi3 {
             let a = "phi3.", file = folder.path + "/config.json"
             let rope = folder.config["rope_parameters"] ?? folder.config["rope_scaling"]
             let ropeParams = rope == .null ? nil : rope
-            if let long = ropeParams?["long_factor"], long != .null, long.arrayValue?.isEmpty == false {
-                let type = ropeParams?["rope_type"]?.stringValue ?? ropeParams?["type"]?.stringValue ?? "longrope"
-                throw ScalpelError.invalid(file: file, tensor: nil, reason: "rope scaling \(type) with long/short factors (Phi-3 128k) is not supported yet")
-            }
+            if let long = try longRope(folder) { m[a + "rope.scaling.attn_factor"] = .float32(long.attnFactor) }
             let embd = try folder.int(["hidden_size", "n_embd"]), heads = try folder.int(["num_attention_heads", "n_head"])
             guard heads > 0 else { throw ScalpelError.invalid(file: file, tensor: nil, reason: "num_attention_heads is 0") }
             let pct = ropeParams?["partial_rotary_factor"]?.doubleValue ?? folder.hparam(["partial_rotary_factor", "rope_pct", "rope_percent"])?.doubleValue ?? 1.0
@@ -66,6 +64,49 @@ enum HFPhi3 {
                 }
                 try HFTokenizer.sentencePiece(folder, into: &m, phi3Rules: true)
             }
+        },
+        extraTensors: { folder in
+            guard let long = try longRope(folder) else { return [] }
+            return [("rope_factors_long.weight", long.long), ("rope_factors_short.weight", long.short)].map { name, values in
+                OutputTensor(name: name, type: .plain(.f32), shape: [values.count], content: .filling { buf in
+                    values.withUnsafeBytes { buf.copyMemory(from: $0) }
+                }, action: "from config.json rope_scaling")
+            }
         }
     )
+
+    /// The tensors llama.cpp's Phi-3 reads its LongRoPE factors from, instead of config.json.
+    static let ropeFactorTensors: Set<String> = ["rope_factors_long.weight", "rope_factors_short.weight"]
+
+    /// LongRoPE (Phi-3 128k, Phi-3.5): `rope_scaling` with `long_factor` and `short_factor`, each of
+    /// rope-dimensions/2 values, as the reference's `generate_extra_tensors`: the attention factor is
+    /// sqrt(1 + ln(scale) / ln(original context)) for `su`/`longrope`, 0.1 ln(scale) + 1 for `yarn`
+    /// (1 when scale = context / original context <= 1). Nil without long factors.
+    static func longRope(_ folder: HFFolder) throws -> (attnFactor: Float, long: [Float], short: [Float])? {
+        let file = folder.path + "/config.json"
+        let rope = folder.config["rope_parameters"] ?? folder.config["rope_scaling"]
+        guard let rope, rope != .null, let longJSON = rope["long_factor"]?.arrayValue, !longJSON.isEmpty else { return nil }
+        let embd = try folder.int(["hidden_size", "n_embd"]), heads = try folder.int(["num_attention_heads", "n_head"])
+        let ctx = try folder.int(["n_positions", "max_position_embeddings"])
+        guard let orig = rope["original_max_position_embeddings"]?.intValue ?? folder.config["original_max_position_embeddings"]?.intValue, orig > 1, heads > 0 else {
+            throw ScalpelError.invalid(file: file, tensor: nil, reason: "no original_max_position_embeddings in config.json (Phi-3 needs it)")
+        }
+        let pct = rope["partial_rotary_factor"]?.doubleValue ?? folder.hparam(["partial_rotary_factor", "rope_pct", "rope_percent"])?.doubleValue ?? 1.0
+        let ropeDims = Int((pct * Double(embd)).rounded(.towardZero)) / heads
+        let scale = Double(ctx) / Double(orig)
+        let type = (rope["rope_type"]?.stringValue ?? rope["type"]?.stringValue ?? "").lowercased()
+        let attn: Double
+        switch type {
+        case "su", "longrope": attn = scale > 1 ? (1 + log(scale) / log(Double(orig))).squareRoot() : 1
+        case "yarn": attn = scale > 1 ? 0.1 * log(scale) + 1 : 1
+        case "": throw ScalpelError.invalid(file: file, tensor: nil, reason: "rope_scaling has long factors but no type")
+        default: throw ScalpelError.invalid(file: file, tensor: nil, reason: "rope scaling type \(type) is not supported for Phi-3 (su, longrope and yarn are)")
+        }
+        let long = longJSON.compactMap(\.doubleValue).map(Float.init)
+        let short = (rope["short_factor"]?.arrayValue ?? []).compactMap(\.doubleValue).map(Float.init)
+        guard long.count == longJSON.count, short.count == long.count, long.count * 2 == ropeDims else {
+            throw ScalpelError.invalid(file: file, tensor: nil, reason: "rope_scaling long_factor and short_factor must be \(ropeDims / 2) numbers each")
+        }
+        return (Float(attn), long, short)
+    }
 }

@@ -81,6 +81,7 @@ public enum HFToGGUF {
             tensors.append(try tensor(ckpt, index: i, name: name, shape: transform?.shape ?? info.shape, out: out, arch: arch,
                                       transform: transform))
         }
+        if let extra = try arch.extraTensors?(folder) { tensors = extra + tensors }
         var m = Metadata()
         m["general.architecture"] = .string(arch.gguf)
         m["general.type"] = .string("model")
