@@ -43,8 +43,12 @@ enum HFGPT2 {
             m[a + "attention.layer_norm_epsilon"] = try folder.f32(["layer_norm_epsilon"])
         },
         vocab: { folder, m in try HFTokenizer.byteLevelBPE(folder, into: &m) },
-        transform: { _, name, shape, _ in
-            conv1D.contains(where: { name.hasSuffix("." + $0) }) ? .transpose(shape, label: "Conv1D transposed") : nil
+        transform: { folder, name, shape, _ in
+            guard conv1D.contains(where: { name.hasSuffix("." + $0) }) else { return nil }
+            guard let t = HFTransform.transpose(shape, label: "Conv1D transposed") else {
+                throw ScalpelError.invalid(file: folder.path, tensor: name, reason: "a Conv1D weight has 2 dimensions, not \(shape.count)")
+            }
+            return t
         },
         inverse: { _, _, name, shape in
             conv1D.contains(where: { name.hasSuffix("." + $0) }) ? .transpose(shape, label: "Conv1D transposed") : nil

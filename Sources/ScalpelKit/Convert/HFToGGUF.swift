@@ -5,9 +5,9 @@ import Foundation
 ///
 /// Per tensor, as the reference: the HF name is mapped through the architecture's table (a tensor the table
 /// does not know is refused), values are read as f32 (any float dtype), transformed if the architecture
-/// says so (Llama's Q/K row permutation, Gemma's norm +1, GPT-2's Conv1D transpose), then stored as F32 when 1-D, a `*_norm.weight`, not a
-/// `.weight`, or one of the architecture's always-F32 tensors; else as the output type, with Q8_0 falling
-/// back to F16 when a row is not a multiple of 32.
+/// says so (Llama's Q/K row permutation, Gemma's norm +1, GPT-2's Conv1D transpose), then stored as F32
+/// when 1-D, a `*_norm.weight`, not a `.weight`, or one of the architecture's always-F32 tensors; else as
+/// the output type, with Q8_0 falling back to F16 when a row is not a multiple of 32.
 ///
 /// Metadata: `general.architecture`, `general.type`, `general.name` (the folder name), `general.size_label`,
 /// the hyperparameters from config.json, `general.file_type`, `general.quantization_version`, then the
