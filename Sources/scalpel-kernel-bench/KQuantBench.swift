@@ -17,7 +17,7 @@ enum KQuantBench {
             dump = rest[i + 1]
             rest.removeSubrange(i...(i + 1))
         }
-        guard rest.count >= 5, let type = GGMLType(name: rest[0].uppercased()), KQuant.supportedTypes.contains(type),
+        guard rest.count >= 5, let type = GGMLType(name: rest[0].uppercased()), (KQuant.supportedTypes + KQuant.iq4Types).contains(type),
               let rows = Int(rest[1]), let cols = Int(rest[2]), let threads = Int(rest[3]), let repeats = Int(rest[4]),
               rows > 0, cols > 0, repeats > 0 else {
             fail("usage: scalpel-kernel-bench kquant TYPE NROWS NPERROW THREADS REPEATS [IN.f32|-] [IMATRIX.f32] [--dump OUT.bin]")
@@ -36,7 +36,7 @@ enum KQuantBench {
             }
         }
         let imatrix: [Float]? = rest.count > 6 ? readFloats(rest[6], count: cols) : nil
-        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: count / 256 * type.typeSize, alignment: 64)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: count / type.blockSize * type.typeSize, alignment: 64)
         defer { out.deallocate() }
         var times: [Double] = []
         do {
@@ -72,7 +72,7 @@ enum KQuantBench {
             return try KQuant.quantize(type, v, rowLength: cols, importance: w, into: out)
         }
         let rowsPerSlice = max(1, 64 * 256 / cols)
-        let rows = v.count / cols, rowBytes = cols / 256 * type.typeSize
+        let rows = v.count / cols, rowBytes = cols / type.blockSize * type.typeSize
         var r = 0
         while r < rows {
             let n = min(rowsPerSlice, rows - r)

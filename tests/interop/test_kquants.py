@@ -1,4 +1,4 @@
-"""K-quants (Q2_K..Q6_K) against ggml itself.
+"""K-quants (Q2_K..Q6_K), and IQ4_NL / IQ4_XS on raw rows, against ggml itself.
 
 The oracle is ggml's own `ggml_quantize_chunk` (ggml-base of the llama.cpp vendored by llama-cpp-python
 0.3.36), called by our harness scripts/ggml_quant_harness.c, both built by `scripts/llamacpp.sh`
@@ -20,7 +20,9 @@ from safetensors.numpy import save_file, load_file
 from helpers import gguf_tensors
 
 K_TYPES = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"]
-TYPE_SIZE = {"q2_K": 84, "q3_K": 110, "q4_K": 144, "q5_K": 176, "q6_K": 210}
+# The non-linear 4-bit types (KQuant.iq4Types): the kernels only, not yet a `--type`.
+IQ4_TYPES = ["iq4_nl", "iq4_xs"]
+TYPE_SIZE = {"q2_K": 84, "q3_K": 110, "q4_K": 144, "q5_K": 176, "q6_K": 210, "iq4_nl": 18, "iq4_xs": 136}
 DEFAULT_BIN = Path.home() / ".cache" / "scalpel" / "llamacpp-0.3.36" / "bin"
 
 
@@ -102,7 +104,7 @@ def odd_rows(rng):
     return np.stack([v.astype(np.float32) for v in rows.values()]), list(rows)
 
 
-@pytest.mark.parametrize("qtype", K_TYPES)
+@pytest.mark.parametrize("qtype", K_TYPES + IQ4_TYPES)
 @pytest.mark.parametrize("weighted", [False, True], ids=["ref", "imatrix"])
 def test_random_rows_equal_ggml(harness, kernel_bench, tmp, qtype, weighted):
     rng = np.random.default_rng(11)
@@ -111,7 +113,7 @@ def test_random_rows_equal_ggml(harness, kernel_bench, tmp, qtype, weighted):
     assert_same_blocks(qtype, scalpel_bytes(kernel_bench, qtype, x, tmp, imatrix), ggml_bytes(harness, qtype, x, tmp, imatrix), "random")
 
 
-@pytest.mark.parametrize("qtype", K_TYPES)
+@pytest.mark.parametrize("qtype", K_TYPES + IQ4_TYPES)
 @pytest.mark.parametrize("weighted", [False, True], ids=["ref", "imatrix"])
 def test_odd_rows_equal_ggml(harness, kernel_bench, tmp, qtype, weighted):
     rng = np.random.default_rng(5)

@@ -90,16 +90,17 @@ public enum BnbInt8 {
     private static func quantizeRow(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Int8>) -> Float {
         typealias V = SIMD16<Float>
         let raw = UnsafeRawPointer(row)
-        var amax = V(), nan = SIMD16<Int32>()
+        var amax = V(), nan = KQuantLanes.M()
         var i = 0
         while i + 16 <= n {
             let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)
-            nan |= SIMD16<Int32>(repeating: 0).replacing(with: 1, where: v .!= v)
-            amax = FastLanes.max(amax, v.replacing(with: -v, where: v .< 0).replacing(with: 0, where: v .!= v))
+            let isNaN = KQuantLanes.mask(v .!= v)
+            nan |= isNaN
+            amax = FastLanes.max(amax, KQuantLanes.zeroing(isNaN, KQuantLanes.magnitude(v)))
             i += 16
         }
         var m = amax.max()
-        var hasNaN = nan.max() != 0
+        var hasNaN = KQuantLanes.any(nan)
         while i < n {
             let v = row[i]
             if v.isNaN { hasNaN = true } else { m = max(m, abs(v)) }
@@ -115,7 +116,7 @@ public enum BnbInt8 {
         while i + 16 <= n {
             let scaled = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self) * scale
             // NaN only for an infinite value, whose SCB is then infinite.
-            let q = FastLanes.nearestInt(scaled.replacing(with: 0, where: scaled .!= scaled))
+            let q = FastLanes.nearestInt(KQuantLanes.zeroing(KQuantLanes.mask(scaled .!= scaled), scaled))
             dst.storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), toByteOffset: i, as: SIMD16<Int8>.self)
             i += 16
         }

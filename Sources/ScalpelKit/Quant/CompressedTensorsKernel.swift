@@ -16,7 +16,7 @@ enum CTRoundBF16: CTRounder {
     @inline(__always) static func r(_ v: SIMD16<Float>) -> SIMD16<Float> {
         let b = unsafeBitCast(v, to: SIMD16<UInt32>.self)
         let rounded = (b &+ 0x7fff &+ ((b &>> 16) & 1)) & 0xffff_0000
-        return unsafeBitCast(rounded, to: SIMD16<Float>.self).replacing(with: v, where: v .!= v)
+        return KQuantLanes.select(KQuantLanes.mask(v .!= v), v, unsafeBitCast(rounded, to: SIMD16<Float>.self))
     }
     @inline(__always) static func r(_ x: Float) -> Float { DTypeRounding(.bf16)!(x) }
 }
@@ -98,14 +98,14 @@ enum CompressedTensorsKernel {
         var i = 0
         while i + 16 <= n {
             let v = R.r(raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self))
-            let isNaN = v .!= v
-            nanV |= SIMD16<Int32>(repeating: 0).replacing(with: 1, where: isNaN)
-            let c = v.replacing(with: 0, where: isNaN)
+            let isNaN = KQuantLanes.mask(v .!= v)
+            nanV |= isNaN
+            let c = KQuantLanes.zeroing(isNaN, v)
             mnV = FastLanes.min(mnV, c)
             mxV = FastLanes.max(mxV, c)
             i += 16
         }
-        var mn = mnV.min(), mx = mxV.max(), hasNaN = nanV.max() != 0
+        var mn = mnV.min(), mx = mxV.max(), hasNaN = KQuantLanes.any(nanV)
         while i < n {
             let v = R.r(w[i])
             if v.isNaN { hasNaN = true } else { mn = min(mn, v); mx = max(mx, v) }
@@ -131,7 +131,7 @@ enum CompressedTensorsKernel {
         while i + 16 <= n {
             var s = R.r(R.r(raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)) / scaleV)
             if !l.symmetric { s = R.r(s + zpV) }
-            let c = FastLanes.min(FastLanes.max(s, lo), hi).replacing(with: 0, where: s .!= s)
+            let c = KQuantLanes.zeroing(KQuantLanes.mask(s .!= s), FastLanes.min(FastLanes.max(s, lo), hi))
             let q = FastLanes.nearestInt(c) &+ offset
             dst.storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: q), toByteOffset: i, as: SIMD16<UInt8>.self)
             i += 16
@@ -216,8 +216,8 @@ enum FastLanes {
     }
 
     @inline(__always)
-    static func max(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
+    static func max(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { KQuantLanes.select(KQuantLanes.mask(b .> a), b, a) }
 
     @inline(__always)
-    static func min(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
+    static func min(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { KQuantLanes.select(KQuantLanes.mask(b .< a), b, a) }
 }

@@ -13,15 +13,19 @@ public enum KQuant {
     /// The types `quantize` produces.
     public static let supportedTypes: [GGMLType] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
 
+    /// The non-linear 4-bit types `quantize` also produces (`KQuantIQ4`): IQ4_NL (blocks of 32) and
+    /// IQ4_XS (super-blocks of 256), byte-identical to `ggml_quantize_chunk`. Not yet a `--type`.
+    public static let iq4Types: [GGMLType] = [.iq4_nl, .iq4_xs]
+
     /// Super-blocks per parallel work item (64 · 256 values = 64 KiB of f32).
     static let blocksPerChunk = 64
 
-    /// Quantizes `src`, rows of `rowLength` values (a multiple of 256), into `dst`.
+    /// Quantizes `src`, rows of `rowLength` values (a multiple of 256; of 32 for IQ4_NL), into `dst`.
     ///
     /// - Parameters:
     ///   - importance: nil, or `rowLength` non-negative per-column weights (the imatrix entry of the
     ///     tensor); with weights the weighted path is taken, as llama.cpp does when given an imatrix.
-    ///   - dst: exactly `src.count / 256 * type.typeSize` bytes (any alignment).
+    ///   - dst: exactly `src.count / type.blockSize * type.typeSize` bytes (any alignment).
     /// - Throws: `ScalpelError.invalid` for an unsupported type, mismatched sizes, or a non-finite value.
     public static func quantize(_ type: GGMLType, _ src: UnsafeBufferPointer<Float>, rowLength: Int,
                                 importance: UnsafeBufferPointer<Float>? = nil, into dst: UnsafeMutableRawBufferPointer) throws {
@@ -31,16 +35,17 @@ public enum KQuant {
     /// `quantize` with a chosen chunk size (tests use small chunks).
     static func quantize(_ type: GGMLType, _ src: UnsafeBufferPointer<Float>, rowLength: Int, importance: UnsafeBufferPointer<Float>?,
                          into dst: UnsafeMutableRawBufferPointer, blocksPerChunk: Int) throws {
-        guard supportedTypes.contains(type) else {
-            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "\(type.name) is not a K-quant type (K-quants: \(supportedTypes.map(\.name).joined(separator: ", ")))")
+        guard supportedTypes.contains(type) || iq4Types.contains(type) else {
+            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "\(type.name) is not a K-quant type (K-quants: \((supportedTypes + iq4Types).map(\.name).joined(separator: ", ")))")
         }
-        guard rowLength > 0, rowLength % 256 == 0 else {
-            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "row length \(rowLength) is not a multiple of 256, as \(type.name) needs")
+        let blockSize = type.blockSize
+        guard rowLength > 0, rowLength % blockSize == 0 else {
+            throw ScalpelError.invalid(file: nil, tensor: nil, reason: "row length \(rowLength) is not a multiple of \(blockSize), as \(type.name) needs")
         }
         guard src.count % rowLength == 0 else {
             throw ScalpelError.invalid(file: nil, tensor: nil, reason: "\(src.count) values are not whole rows of \(rowLength)")
         }
-        let blocks = src.count / 256
+        let blocks = src.count / blockSize
         guard dst.count == blocks * type.typeSize else {
             throw ScalpelError.invalid(file: nil, tensor: nil, reason: "\(blocks) \(type.name) blocks take \(blocks * type.typeSize) bytes, but the output has \(dst.count)")
         }
@@ -55,9 +60,11 @@ public enum KQuant {
         guard blocks > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
         let weights = importance?.baseAddress
         let run = kernel(type)
-        let blocksPerRow = rowLength / 256
-        let finite = GGMLBlockChunks.allSatisfy(blocks: blocks, blocksPerChunk: blocksPerChunk) { r in
-            guard allFinite(s + 256 * r.lowerBound, count: 256 * r.count) else { return false }
+        let blocksPerRow = rowLength / blockSize
+        // The same 64 KiB of f32 per chunk for IQ4_NL's blocks of 32.
+        let chunk = blocksPerChunk * (256 / blockSize)
+        let finite = GGMLBlockChunks.allSatisfy(blocks: blocks, blocksPerChunk: chunk) { r in
+            guard allFinite(s + blockSize * r.lowerBound, count: blockSize * r.count) else { return false }
             run(s, d, r, weights, blocksPerRow)
             return true
         }
@@ -92,6 +99,8 @@ public enum KQuant {
         case .q3_K: return { KQuantQ3.run($0, $1, $2, importance: $3, blocksPerRow: $4) }
         case .q4_K: return { KQuantQ4Q5.run(fiveBit: false, $0, $1, $2, importance: $3, blocksPerRow: $4) }
         case .q5_K: return { KQuantQ4Q5.run(fiveBit: true, $0, $1, $2, importance: $3, blocksPerRow: $4) }
+        case .iq4_nl: return { KQuantIQ4.runNL($0, $1, $2, importance: $3, blocksPerRow: $4) }
+        case .iq4_xs: return { KQuantIQ4.runXS($0, $1, $2, importance: $3, blocksPerRow: $4) }
         default: return { KQuantQ6.run($0, $1, $2, importance: $3, blocksPerRow: $4) }
         }
     }

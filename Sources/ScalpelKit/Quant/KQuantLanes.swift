@@ -7,6 +7,35 @@ enum KQuantLanes {
     typealias V = SIMD16<Float>
     typealias I = SIMD16<Int32>
 
+    /// Lane masks as integers (all ones or zero per lane): the generic `SIMDMask` selects and
+    /// `replacing(with:where:)` compile to a loop over lanes through memory in large functions; these are
+    /// plain vector bit operations.
+    typealias M = SIMD16<Int32>
+
+    @inline(__always)
+    static func mask(_ m: SIMDMask<I>) -> M { unsafeBitCast(m, to: M.self) }
+
+    /// `m ? a : b` lane by lane.
+    @inline(__always)
+    static func select(_ m: M, _ a: V, _ b: V) -> V {
+        let bb = unsafeBitCast(b, to: M.self)
+        return unsafeBitCast(bb ^ ((unsafeBitCast(a, to: M.self) ^ bb) & m), to: V.self)
+    }
+
+    /// `m ? 0 : v` lane by lane.
+    @inline(__always)
+    static func zeroing(_ m: M, _ v: V) -> V {
+        unsafeBitCast(unsafeBitCast(v, to: M.self) & ~m, to: V.self)
+    }
+
+    /// True when any lane of `m` is set.
+    @inline(__always)
+    static func any(_ m: M) -> Bool {
+        let q = unsafeBitCast(m, to: (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>).self)
+        let o = (q.0 | q.1) | (q.2 | q.3)
+        return (o[0] | o[1]) | (o[2] | o[3]) != 0
+    }
+
     /// ggml's `nearest_int`: the float's bits after adding 1.5 · 2^23 (round half to even for
     /// |x| < 2^22; for larger or non-finite values the same bit arithmetic as the reference).
     @inline(__always)
@@ -24,9 +53,12 @@ enum KQuantLanes {
 
     @inline(__always)
     static func clamp(_ v: I, _ lo: Int32, _ hi: Int32) -> I {
-        var r = v.replacing(with: hi, where: v .> hi)
-        r.replace(with: lo, where: r .< lo)
-        return r
+        // min(v, hi) then max(·, lo) in integer arithmetic (no masks: |v| < 2^30).
+        let h = I(repeating: hi), l = I(repeating: lo)
+        let dh = h &- v
+        let r = v &+ (dh & (dh &>> 31))
+        let dl = r &- l
+        return r &- (dl & (dl &>> 31))
     }
 
     @inline(__always)
@@ -51,13 +83,13 @@ enum KQuantLanes {
         var sumX = sumW * x[0]
         for i in 1..<n {
             let xi = x[i]
-            mn.replace(with: xi, where: xi .< mn)
-            mx.replace(with: xi, where: xi .> mx)
+            mn = select(mask(xi .< mn), xi, mn)
+            mx = select(mask(xi .> mx), xi, mx)
             sumW += w[i]
             sumX += w[i] * xi
         }
-        mn.replace(with: 0, where: mn .> 0)
-        let empty = emptyWhenNotGreater ? (mx .<= mn) : (mx .== mn)
+        mn = zeroing(mask(mn .> 0), mn)
+        let empty = mask(emptyWhenNotGreater ? (mx .<= mn) : (mx .== mn))
         let nm = Float(nmax)
         var iscale = V(repeating: nm) / (mx - mn)
         var scale = 1 / iscale
@@ -82,14 +114,14 @@ enum KQuantLanes {
                 sumXL += wl * x[i]
             }
             let D = sumW * sumL2 - sumL * sumL
-            let ok = D .> 0
+            let ok = mask(D .> 0)
             if !any(ok) { continue }
             var thisScale = (sumW * sumXL - sumX * sumL) / D
             var thisMin = (sumL2 * sumX - sumL * sumXL) / D
-            let positive = thisMin .> 0
+            let positive = mask(thisMin .> 0)
             if any(positive) {
-                thisMin.replace(with: 0, where: positive)
-                thisScale.replace(with: sumXL / sumL2, where: positive)
+                thisMin = zeroing(positive, thisMin)
+                thisScale = select(positive, sumXL / sumL2, thisScale)
             }
             var cur = V()
             for i in 0..<n {
@@ -97,16 +129,16 @@ enum KQuantLanes {
                 diff = useMad ? KQuantLanes.magnitude(diff) : diff * diff
                 cur += w[i] * diff
             }
-            let take = ok .& (cur .< best) .& .!empty
+            let take = ok & mask(cur .< best) & ~empty
             if !any(take) { continue }
-            for i in 0..<n { L[i].replace(with: laux[i], where: take) }
-            best.replace(with: cur, where: take)
-            scale.replace(with: thisScale, where: take)
-            mn.replace(with: thisMin, where: take)
+            for i in 0..<n { L[i] = select(take, laux[i], L[i]) }
+            best = select(take, cur, best)
+            scale = select(take, thisScale, scale)
+            mn = select(take, thisMin, mn)
         }
         if any(empty) {
-            for i in 0..<n { L[i].replace(with: 0, where: empty) }
-            scale.replace(with: 0, where: empty)
+            for i in 0..<n { L[i] = zeroing(empty, L[i]) }
+            scale = zeroing(empty, scale)
         }
         return (scale, -mn)
     }
@@ -118,9 +150,9 @@ enum KQuantLanes {
         var mx = V(), amax = V()
         for i in 0..<n {
             let ax = KQuantLanes.magnitude(x[i])
-            let bigger = ax .> amax
-            amax.replace(with: ax, where: bigger)
-            mx.replace(with: x[i], where: bigger)
+            let bigger = mask(ax .> amax)
+            amax = select(bigger, ax, amax)
+            mx = select(bigger, x[i], mx)
         }
         return (mx, amax)
     }
@@ -130,7 +162,7 @@ enum KQuantLanes {
     @inline(__always)
     static func searchSymmetric(n: Int, nmax: Int32, x: UnsafePointer<V>, w: UnsafePointer<V>?, L: UnsafeMutablePointer<V>) -> V {
         let (mx, amax) = signedMax(n: n, x: x)
-        let empty = amax .< 1e-15
+        let empty = mask(amax .< 1e-15)
         let nm = Float(nmax)
         func weight(_ i: Int) -> V { w?[i] ?? x[i] * x[i] }
         var iscale = V(repeating: Float(-nmax)) / mx
@@ -142,7 +174,7 @@ enum KQuantLanes {
             sumLX += wi * x[i] * l
             sumL2 += wi * l * l
         }
-        var scale = (sumLX / sumL2).replacing(with: 0, where: sumL2 .== 0)
+        var scale = zeroing(mask(sumL2 .== 0), sumLX / sumL2)
         var best = scale * sumLX
         for step in -9...9 where step != 0 {
             iscale = -(V(repeating: nm + 0.1 * Float(step))) / mx
@@ -153,18 +185,18 @@ enum KQuantLanes {
                 sumLX += wi * x[i] * l
                 sumL2 += wi * l * l
             }
-            let take = (sumL2 .> 0) .& (sumLX * sumLX .> best * sumL2)
+            let take = mask(sumL2 .> 0) & mask(sumLX * sumLX .> best * sumL2)
             if !any(take) { continue }
             for i in 0..<n {
                 let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
-                L[i].replace(with: l + nm, where: take)
+                L[i] = select(take, l + nm, L[i])
             }
-            scale.replace(with: sumLX / sumL2, where: take)
-            best.replace(with: scale * sumLX, where: take)
+            scale = select(take, sumLX / sumL2, scale)
+            best = select(take, scale * sumLX, best)
         }
         if any(empty) {
-            for i in 0..<n { L[i].replace(with: 0, where: empty) }
-            scale.replace(with: 0, where: empty)
+            for i in 0..<n { L[i] = zeroing(empty, L[i]) }
+            scale = zeroing(empty, scale)
         }
         return scale
     }
@@ -175,7 +207,7 @@ enum KQuantLanes {
     @inline(__always)
     static func searchQ3(n: Int, nmax: Int32, x: UnsafePointer<V>, L: UnsafeMutablePointer<V>) -> V {
         let (mx, amax) = signedMax(n: n, x: x)
-        let empty = amax .< 1e-15
+        let empty = mask(amax .< 1e-15)
         let iscale = V(repeating: Float(-nmax)) / mx
         var sumLX = V(), sumL2 = V()
         for i in 0..<n {
@@ -186,30 +218,30 @@ enum KQuantLanes {
             sumL2 += wi * l * l
         }
         for _ in 0..<5 {
-            var changed = SIMDMask<I>()
+            var changed = M()
             for i in 0..<n {
                 let xi = x[i], wi = xi * xi, li = L[i]
                 var slx = sumLX - wi * xi * li
-                let positive = slx .> 0
+                let positive = mask(slx .> 0)
                 if !any(positive) { continue }
                 var sl2 = sumL2 - wi * li * li
                 let newL = float(clamp(nearestInt(xi * sl2 / slx), -nmax, nmax - 1))
-                let differs = positive .& (newL .!= li)
+                let differs = positive & mask(newL .!= li)
                 if !any(differs) { continue }
                 slx += wi * xi * newL
                 sl2 += wi * newL * newL
-                let take = differs .& (sl2 .> 0) .& (slx * slx * sumL2 .> sumLX * sumLX * sl2)
-                L[i].replace(with: newL, where: take)
-                sumLX.replace(with: slx, where: take)
-                sumL2.replace(with: sl2, where: take)
-                changed .|= take
+                let take = differs & mask(sl2 .> 0) & mask(slx * slx * sumL2 .> sumLX * sumLX * sl2)
+                L[i] = select(take, newL, L[i])
+                sumLX = select(take, slx, sumLX)
+                sumL2 = select(take, sl2, sumL2)
+                changed |= take
             }
             if !any(changed) { break }
         }
         let nm = V(repeating: Float(nmax))
-        for i in 0..<n { L[i] = (L[i] + nm).replacing(with: 0, where: empty) }
-        var scale = (sumLX / sumL2).replacing(with: 0, where: .!(sumL2 .> 0))
-        scale.replace(with: 0, where: empty)
+        for i in 0..<n { L[i] = zeroing(empty, L[i] + nm) }
+        var scale = select(mask(sumL2 .> 0), sumLX / sumL2, V())
+        scale = zeroing(empty, scale)
         return scale
     }
 }

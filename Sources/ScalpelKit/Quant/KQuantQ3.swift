@@ -95,9 +95,9 @@ enum KQuantQ3 {
             for m in 0..<8 {
                 let p = UnsafeMutableRawPointer(q + 32 * m + 16 * k)
                 let v = p.loadUnaligned(as: SIMD16<UInt8>.self)
-                let high = v .> 3
-                hm |= SIMD16<UInt8>().replacing(with: UInt8(1) << UInt8(m), where: high)
-                p.storeBytes(of: v.replacing(with: v &- 4, where: high), as: SIMD16<UInt8>.self)
+                // v is 0...7: bit 2 goes to hmask, the two low bits stay.
+                hm |= ((v &>> 2) & 1) &<< UInt8(m)
+                p.storeBytes(of: v & 3, as: SIMD16<UInt8>.self)
             }
             out.storeBytes(of: hm, toByteOffset: 16 * k, as: SIMD16<UInt8>.self)
         }
