@@ -48,6 +48,37 @@ public struct SizeEstimate: Sendable {
         return options
     }
 
+    /// Estimates for `types` (names as `quantize --type` takes them; each one's label). A Hugging Face
+    /// model folder is estimated for the GGUF layouts as `quantize FOLDER out.gguf` runs: on the F32 GGUF
+    /// the folder converts to first (llama.cpp's names and metadata), from that file's header alone
+    /// (`modelFolderGGUFHeader`).
+    /// - Throws: `ScalpelError.invalid` for a name quantize does not take, or as `estimate` does.
+    public static func estimates(_ input: Checkpoint, types: [String]) throws -> [SizeEstimate] {
+        var ggufView: Checkpoint? = nil
+        return try types.map { name in
+            guard let options = options(forType: name) else {
+                throw ScalpelError.invalid(file: input.path, tensor: nil, reason: "'\(name)' is not a quantize --type")
+            }
+            var source = input
+            if Quantize.family(options) == .gguf && input.format != .gguf && HFFolder.looksLikeModelFolder(input.path) {
+                if ggufView == nil { ggufView = try modelFolderGGUFHeader(input.path) }
+                source = ggufView!
+            }
+            return try estimate(source, options: options, label: name)
+        }
+    }
+
+    /// The header of the F32 GGUF `HFToGGUF.checkpoint(folder:)` writes for a Hugging Face model folder
+    /// (what `quantize FOLDER out.gguf` quantizes), laid out by the GGUF writer without converting any
+    /// tensor data: a checkpoint with tensor descriptions and metadata only.
+    static func modelFolderGGUFHeader(_ folder: String) throws -> Checkpoint {
+        let plan = try HFToGGUF.plan(folder: folder, outType: .f32, destination: try Destination(path: folder + "/estimate.gguf"))
+        let layout = try GGUFWriter.layout(plan.tensors, metadata: plan.metadata, alignment: plan.ggufAlignment, file: folder)
+        let h = try layout.header.withUnsafeBytes { try GGUFReader.parse($0, fileLength: nil, file: folder) }
+        return Checkpoint(path: folder, format: .gguf, tensors: h.tensors, locations: [], files: [], metadata: h.metadata,
+                          fileBytes: layout.byteCount, alignment: h.alignment)
+    }
+
     /// Estimates `quantize --type options.type` of `input` into a single file: a `.gguf` for GGUF
     /// types, a `.safetensors` for the safetensors layouts, the input's own format for plain types.
     /// `label` names the type in the result (default: the preset's or the type's name).

@@ -56,7 +56,7 @@ extension Scalpel {
             let ckpt = try CheckpointReader.open(path, headerOnly: !stats)
             let report = try InspectReport(ckpt, grouping: groupBy, filter: filter, stats: stats)
             let types = estimate.map { $0 == "all" ? SizeEstimate.typeNames : [$0] } ?? []
-            let estimates = try types.map { try SizeEstimate.estimate(ckpt, options: SizeEstimate.options(forType: $0)!, label: $0) }
+            let estimates = try SizeEstimate.estimates(ckpt, types: types)
             if json {
                 print(JSONWriter.string(report.json.adding(estimates: estimates, single: estimate != "all"), style: .pretty))
             } else {
