@@ -45,12 +45,80 @@ import Testing
         if options.type != .f32 { #expect(estimate.tensorsQuantized == report.entries.filter(\.quantized).count) }
     }
 
-    @Test func everyTypeFromSafetensors() throws {
+    /// A small Llama-named GGUF, F16 weights and F32 norms, as llama.cpp's rules see it: rows of 256 (the
+    /// K types apply) and of 64 and 96 (attn_output, ffn_down: llama.cpp's row fallback).
+    static func llamaGGUF(_ dir: TempDir) throws -> String {
+        var rng = TestRandom(seed: 9)
+        func values(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: -1...1, using: &rng) } }
+        func t(_ name: String, _ shape: [Int], _ dtype: DType = .f16) -> OutputTensor {
+            QuantizeCommandTests.tensor(name, shape, values(shape.reduce(1, *)), dtype)
+        }
+        var tensors = [t("token_embd.weight", [32, 256])]
+        for b in 0..<2 {
+            tensors += [t("blk.\(b).attn_norm.weight", [256], .f32), t("blk.\(b).attn_q.weight", [64, 256]),
+                        t("blk.\(b).attn_k.weight", [32, 256]), t("blk.\(b).attn_v.weight", [32, 256]),
+                        t("blk.\(b).attn_output.weight", [256, 64]), t("blk.\(b).ffn_norm.weight", [256], .f32),
+                        t("blk.\(b).ffn_gate.weight", [96, 256]), t("blk.\(b).ffn_up.weight", [96, 256]),
+                        t("blk.\(b).ffn_down.weight", [256, 96])]
+        }
+        tensors += [t("output_norm.weight", [256], .f32), t("output.weight", [32, 256])]
+        let metadata = Metadata([("general.architecture", .string("llama")), ("llama.block_count", .uint32(2)),
+                                 ("llama.attention.head_count", .uint32(8)), ("llama.attention.head_count_kv", .uint32(2)),
+                                 ("general.file_type", .uint32(1))])
+        let path = dir.file("llama-f16.gguf")
+        try GGUFWriter.write(tensors, metadata: metadata, to: path)
+        return path
+    }
+
+    /// Every name `--estimate all` offers (tensor types and llama-quantize presets), parsed as quantize
+    /// parses `--type`.
+    static var everyType: [(name: String, options: Quantize.Options)] {
+        SizeEstimate.typeNames.map { ($0, SizeEstimate.options(forType: $0)!) }
+    }
+
+    @Test func typeNamesCoverEveryTypeAndPreset() {
+        let names = SizeEstimate.typeNames
+        for t in QuantType.allCases { #expect(names.contains(t.rawValue)) }
+        for p in LlamaFileType.all { #expect(names.contains(p.name) || names.contains(p.name.lowercased()), "\(p.name)") }
+        #expect(Set(names.map { $0.lowercased() }).count == names.count)  // Q8_0 and q8_0 are one run
+        #expect(SizeEstimate.options(forType: "q4_k_m")?.fileType?.name == "Q4_K_M")
+        #expect(SizeEstimate.options(forType: "q4_k")?.fileType == nil)
+        #expect(SizeEstimate.options(forType: "q7_k") == nil)
+    }
+
+    @Test func everyTypeAndPresetFromSafetensors() throws {
         let dir = TempDir()
         defer { dir.cleanup() }
         let input = try Self.model(dir)
-        for type in QuantType.allCases where SizeEstimate.typeNames.contains(type.rawValue) {
-            try Self.check(input, Quantize.Options(type: type), dir)
+        for (_, options) in Self.everyType {
+            try Self.check(input, options, dir)
+        }
+    }
+
+    @Test func everyTypeAndPresetFromGGUF() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let input = try Self.llamaGGUF(dir)
+        let q4km = try SizeEstimate.estimate(try CheckpointReader.open(input, headerOnly: true), options: SizeEstimate.options(forType: "Q4_K_M")!)
+        // llama.cpp's mix: attn_v of the first layers and output get more bits than Q4_K.
+        #expect(q4km.tensorTypes.map(\.type).contains("Q6_K") && q4km.tensorTypes.map(\.type).contains("Q4_K"))
+        for (_, options) in Self.everyType where Quantize.family(options) == .gguf || Quantize.family(options) == .plain {
+            try Self.check(input, options, dir)
+        }
+    }
+
+    @Test func quantizedGGUF() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let f16 = try Self.llamaGGUF(dir)
+        let q4km = dir.file("q4km.gguf")
+        _ = try Quantize.plan(try CheckpointReader.open(f16), for: try Destination(path: q4km), options: SizeEstimate.options(forType: "Q4_K_M")!)
+            .written(as: QuantizeReport.self)
+        for name in ["Q4_K_M", "q8_0", "Q3_K_L", "q4_0", "f16", "nf4"] {
+            let options = SizeEstimate.options(forType: name)!
+            try Self.check(q4km, options, dir)
+            let e = try SizeEstimate.estimate(try CheckpointReader.open(q4km, headerOnly: true), options: options)
+            #expect((e.tensorsRequantized > 0) == (name != "Q4_K_M"), "\(name)")
         }
     }
 
@@ -80,8 +148,6 @@ import Testing
         defer { dir.cleanup() }
         let input = try Self.model(dir)
         // A bitsandbytes or compressed-tensors model requantized to GGUF and to another safetensors layout.
-        // (A GGUF input is quantized with llama.cpp's per-tensor rules, which the estimate does not apply
-        // yet: issue 15 stays open for that.)
         for (first, out) in [(QuantType.nf4, "nf4.safetensors"), (.int4, "int4.safetensors")] {
             let dest = try Destination(path: dir.file(out))
             let plan = try Quantize.plan(try CheckpointReader.open(input), for: dest, options: Quantize.Options(type: first))

@@ -89,21 +89,13 @@ public enum Quantize {
         var report = QuantizeReport(type: options.type.rawValue, layout: layoutName)
         var outputs: [OutputTensor] = []
         let cache = SideCache(budgetBytes: 256 << 20)
-        let logicals = try LogicalTensors.resolve(input)
-        let llama = usesLlamaRules(input, toGGUF: toGGUF, options: options) ? try llamaTargets(input, logicals, options: options) : nil
-        for (i, logical) in logicals.enumerated() {
+        let targets = try targets(input, toGGUF: toGGUF, options: options)
+        for (i, logical) in targets.logicals.enumerated() {
             let source = SourceTensor(checkpoint: input, logical: logical, allowNonfinite: options.allowNonfinite)
-            let target: QuantType?
-            if let llama {
-                target = llama.types[i]
-            } else {
-                target = targetType(for: source.info, options: options)
-                try checkRequantize(input, logical, target: target, options: options)
-            }
-            outputs += try QuantizedOutputs.make(source, target: target, options: options, toGGUF: toGGUF, report: &report, cache: cache,
-                                                 importance: llama?.importance[i], keepAsStored: llama != nil && input.format == .gguf)
+            outputs += try QuantizedOutputs.make(source, target: targets.types[i], options: options, toGGUF: toGGUF, report: &report, cache: cache,
+                                                 importance: targets.importance[i], keepAsStored: targets.keepAsStored)
         }
-        let metadata = outputMetadata(input, outputs: outputs, options: options, toGGUF: toGGUF, llamaFileType: llama?.fileType)
+        let metadata = outputMetadata(input, outputs: outputs, options: options, toGGUF: toGGUF, llamaFileType: targets.llamaFileType)
         let quantizationConfig = QuantizationConfig.json(family: family, options: options, report: report)
         let companions = destination.isFolder
             ? try ModelFolder(checkpointPath: input.path).extras(quantizationConfig: quantizationConfig) : []
@@ -120,6 +112,41 @@ public enum Quantize {
             return Report(text: done.text(), fields: fields, details: done)
         }
         return plan
+    }
+
+    /// What `quantize` does with each tensor, decided from the header alone (no tensor data is read):
+    /// `plan` and `SizeEstimate` both start from it, so an estimate follows the same rules as the run.
+    struct Targets {
+        /// The input's logical tensors, in file order.
+        var logicals: [LogicalTensor]
+        /// Per logical tensor, the type it is quantized to (nil: kept; see `QuantizeDecision.decide`).
+        var types: [QuantType?]
+        /// Per logical tensor, the importance values to quantize it with (`--imatrix`).
+        var importance: [[Float]?]
+        /// The file type written when llama.cpp's rules chose the types (`usesLlamaRules`).
+        var llamaFileType: LlamaFileType?
+        /// Kept tensors stay in their stored type (llama.cpp's rules on a GGUF input).
+        var keepAsStored: Bool
+    }
+
+    /// The target of every tensor of `input` for a GGUF (`toGGUF`) or safetensors output: llama.cpp's
+    /// rules (`llamaTargets`) when they apply, else `targetType` (`--type-for`, then the selection).
+    /// - Throws: `ScalpelError.invalid` when a quantized tensor would be quantized again without
+    ///   `allowRequantize`, or llama.cpp's rules refuse (see `llamaTargets`).
+    static func targets(_ input: Checkpoint, toGGUF: Bool, options: Options) throws -> Targets {
+        let logicals = try LogicalTensors.resolve(input)
+        if usesLlamaRules(input, toGGUF: toGGUF, options: options) {
+            let llama = try llamaTargets(input, logicals, options: options)
+            return Targets(logicals: logicals, types: llama.types, importance: llama.importance, llamaFileType: llama.fileType,
+                           keepAsStored: input.format == .gguf)
+        }
+        let types: [QuantType?] = try logicals.map { logical in
+            let target = targetType(for: SourceTensor(checkpoint: input, logical: logical, allowNonfinite: false).info, options: options)
+            try checkRequantize(input, logical, target: target, options: options)
+            return target
+        }
+        return Targets(logicals: logicals, types: types, importance: Array(repeating: nil, count: logicals.count), llamaFileType: nil,
+                       keepAsStored: false)
     }
 
     /// The output's metadata: the input's (see `Convert.metadata`), plus for GGUF `general.file_type` of

@@ -16,6 +16,7 @@ extension Scalpel {
               scalpel inspect model.safetensors --tensors --filter '*.q_proj.*' --stats
               scalpel inspect adapter/ --json
               scalpel inspect model.safetensors --estimate q4_0
+              scalpel inspect model-f16.gguf --estimate Q4_K_M
             """
         )
 
@@ -40,7 +41,7 @@ extension Scalpel {
         @Flag(help: "Print one JSON object instead of tables.")
         var json = false
 
-        @Option(help: "TYPE (or all): the file size and bits per weight after quantize --type TYPE with the default selection, from the header.")
+        @Option(help: "TYPE (any quantize --type: a tensor type or a llama-quantize preset such as Q4_K_M; or all): the file size and bits per weight after quantize --type TYPE with the default selection, from the header.")
         var estimate: String?
 
         @OptionGroup var global: GlobalOptions
@@ -55,7 +56,7 @@ extension Scalpel {
             let ckpt = try CheckpointReader.open(path, headerOnly: !stats)
             let report = try InspectReport(ckpt, grouping: groupBy, filter: filter, stats: stats)
             let types = estimate.map { $0 == "all" ? SizeEstimate.typeNames : [$0] } ?? []
-            let estimates = try types.map { try SizeEstimate.estimate(ckpt, options: SizeEstimate.options(forType: $0)!, label: $0) }
+            let estimates = try SizeEstimate.estimates(ckpt, types: types)
             if json {
                 print(JSONWriter.string(report.json.adding(estimates: estimates, single: estimate != "all"), style: .pretty))
             } else {
