@@ -3,6 +3,9 @@
 enum QuantizationConfig {
     /// The config for `family`, or nil for GGUF and plain outputs. Linear weights that were left
     /// unquantized (2-D `*.weight` tensors that are not embeddings) are listed as modules to skip.
+    /// bitsandbytes gets an empty list, never null, when every linear layer was quantized: on null
+    /// transformers keeps its guess of the output layer unquantized (the last module of a model without
+    /// an lm_head, e.g. BERT's `pooler.dense`) and then cannot load the quantized weight we wrote for it.
     static func json(family: QuantType.Family, options: Quantize.Options, report: QuantizeReport) -> JSONValue? {
         let entries = report.entries
         let kept = entries.filter { !$0.quantized && $0.shape.count == 2 && $0.name.hasSuffix(".weight")
@@ -29,7 +32,7 @@ enum QuantizationConfig {
                 ("bnb_4bit_use_double_quant", .bool(options.doubleQuant)),
                 ("llm_int8_enable_fp32_cpu_offload", false),
                 ("llm_int8_has_fp16_weight", false),
-                ("llm_int8_skip_modules", kept.isEmpty ? .null : .array(kept)),
+                ("llm_int8_skip_modules", .array(kept)),
                 ("llm_int8_threshold", 6.0),
             ])
         case .compressedTensors:
