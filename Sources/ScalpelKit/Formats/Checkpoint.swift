@@ -82,6 +82,14 @@ public final class Checkpoint: Sendable {
         return TensorView(info: info, bytes: bytes, owner: f)
     }
 
+    /// Lets the kernel drop the pages of `bytes` (offsets within the data of tensor `i`; they can be
+    /// read again later).
+    public func release(at i: Int, bytes: Range<Int>) {
+        guard !files.isEmpty else { return }
+        let start = locations[i].start
+        files[locations[i].file].release((start + bytes.lowerBound)..<(start + bytes.upperBound))
+    }
+
     /// Lets the kernel drop the pages of the tensor named `name` (it can be read again later).
     public func release(_ name: String) {
         guard let i = index[name], !files.isEmpty else { return }

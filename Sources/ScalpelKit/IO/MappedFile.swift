@@ -103,7 +103,10 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     /// Drops the pages of a range that has been consumed, so resident memory stays near one tensor.
-    public func release(_ range: Range<Int>) { advise(range, MADV_DONTNEED) }
+    /// Memory this object owns (a copy, not a mapping) is left alone: dropping its pages would zero it.
+    public func release(_ range: Range<Int>) {
+        if !owned { advise(range, MADV_DONTNEED) }
+    }
 
     private func advise(_ range: Range<Int>, _ advice: Int32) {
         guard let base = bytes.baseAddress, !range.isEmpty else { return }

@@ -58,7 +58,7 @@ public enum LogicalTensors {
             let quantized: Bool = { if case .block = t.type { return true }; return false }()
             out.append(LogicalTensor(name: t.name, shape: t.shape, storage: t.type.description, originalDType: t.type.dtype,
                                      parts: [t.name], storedBytes: t.byteCount, isQuantized: quantized, fileIndex: i,
-                                     decode: { try FloatConversion.floats(try c.view(at: i)) }))
+                                     decode: { try FloatConversion.floats(try c.view(at: i), consumed: { c.release(at: i, bytes: $0) }) }))
         }
         return out
     }

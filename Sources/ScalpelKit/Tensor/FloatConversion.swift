@@ -82,10 +82,29 @@ public enum FloatConversion {
     }
 
     /// Decodes a whole tensor view to a new f32 array.
-    public static func floats(_ view: TensorView) throws -> [Float] {
+    /// - Parameter consumed: called with each byte range of `view.bytes` (in order, together covering it)
+    ///   once it has been decoded, so a mapped input's pages can be dropped while the f32 copy grows:
+    ///   resident memory then peaks near the f32 array, not the array plus the whole input.
+    public static func floats(_ view: TensorView, consumed: ((Range<Int>) -> Void)? = nil) throws -> [Float] {
         let n = view.info.elementCount
+        let type = view.info.type
+        let step = 1 << 20  // elements per piece: a multiple of every block size (32, 256)
         return try [Float](unsafeUninitializedCapacity: n) { buf, count in
-            try decode(view.info.type, view.bytes, into: buf, tensor: view.info.name)
+            guard let consumed, n > step, let total = type.byteCount(elements: n), total == view.bytes.count else {
+                try decode(type, view.bytes, into: buf, tensor: view.info.name)
+                consumed?(0..<view.bytes.count)
+                count = n
+                return
+            }
+            var start = 0
+            while start < n {
+                let end = min(n, start + step)
+                let from = type.byteCount(elements: start)!, to = end == n ? total : type.byteCount(elements: end)!
+                try decode(type, UnsafeRawBufferPointer(rebasing: view.bytes[from..<to]),
+                           into: UnsafeMutableBufferPointer(rebasing: buf[start..<end]), tensor: view.info.name)
+                consumed(from..<to)
+                start = end
+            }
             count = n
         }
     }

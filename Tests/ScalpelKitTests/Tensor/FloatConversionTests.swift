@@ -140,4 +140,29 @@ import Testing
         var dst: [UInt8] = []
         try out.withUnsafeBufferPointer { v in try dst.withUnsafeMutableBytes { try FloatConversion.encode(v, as: .bf16, into: $0) } }
     }
+
+    /// A large tensor is decoded piece by piece, each piece's input bytes handed to `consumed` in order
+    /// (quantize drops those pages, so a Q4_K_M of an F16 GGUF peaks below llama-quantize's RSS); the
+    /// values equal a decode in one go, for a plain and a block type.
+    @Test func floatsReportTheConsumedBytesInOrder() throws {
+        let n = (1 << 21) + 3 * 32
+        let values = (0..<n).map { Float(($0 &* 7919) % 2001) / 1000 - 1 }
+        for type in [TensorType.plain(.f16), .block(.q8_0)] {
+            let bytes = try values.withUnsafeBufferPointer { v -> [UInt8] in
+                var out = [UInt8](repeating: 0, count: type.byteCount(elements: n)!)
+                try out.withUnsafeMutableBytes { o in
+                    if case .block(let g) = type { try GGMLQuantize.quantize(g, v, into: o) } else { try FloatConversion.encode(v, as: .f16, into: o) }
+                }
+                return out
+            }
+            try bytes.withUnsafeBytes { raw in
+                let view = TensorView(info: TensorInfo(name: "w", type: type, shape: [n], byteCount: raw.count), bytes: raw, owner: nil)
+                var ranges: [Range<Int>] = []
+                let pieces = try FloatConversion.floats(view, consumed: { ranges.append($0) })
+                #expect(pieces == (try FloatConversion.floats(view)), "\(type)")
+                #expect(ranges.count == 3 && ranges.first?.lowerBound == 0 && ranges.last?.upperBound == raw.count, "\(type)")
+                #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "\(type)")
+            }
+        }
+    }
 }
