@@ -60,6 +60,18 @@ for path in sys.argv[1:]:
 PYEOF
 
 echo
+echo "== the Hugging Face folder to llama.cpp's Q4_K_M in one command (its tensor rules; size known beforehand)"
+show "$SCALPEL" inspect "$MODEL_DIR" --estimate Q4_K_M
+"$SCALPEL" inspect "$MODEL_DIR" --estimate Q4_K_M | tail -5
+run "$SCALPEL" quantize "$MODEL_DIR" "$OUT/minilm-Q4_K_M.gguf" --type Q4_K_M
+EMBED="$HOME/.cache/scalpel/llamacpp-0.3.36/bin/llama-embedding"
+if [ -x "$EMBED" ]; then  # built by `make llamacpp` (make test builds it): llama.cpp runs the file
+    show "$EMBED" -m "$OUT/minilm-Q4_K_M.gguf" -p "A scalpel cuts checkpoints."
+    "$EMBED" -m "$OUT/minilm-Q4_K_M.gguf" -p "A scalpel cuts checkpoints." -t 2 2>/dev/null | grep -m1 "^embedding" | cut -c1-100
+fi
+run "$SCALPEL" diff "$MODEL" "$OUT/minilm-q8_0.gguf" --limit 3
+
+echo
 echo "== quantize: bitsandbytes NF4 with double quantization, model folder to model folder"
 run "$SCALPEL" quantize "$MODEL_DIR" "$OUT/minilm-nf4" --type nf4 --double-quant
 run ls "$OUT/minilm-nf4"

@@ -86,7 +86,9 @@ public enum Quantize {
             }
         }
         let layoutName = family == .plain ? (toGGUF ? "gguf" : "safetensors") : family.rawValue
-        var report = QuantizeReport(type: options.type.rawValue, layout: layoutName)
+        // A preset is named as given (Q4_K_M), not by its default tensor type (q4_k).
+        let preset = options.fileType.map(\.name).flatMap { $0.lowercased() == options.type.rawValue.lowercased() ? nil : $0 }
+        var report = QuantizeReport(type: preset ?? options.type.rawValue, layout: layoutName)
         var outputs: [OutputTensor] = []
         let cache = SideCache(budgetBytes: 256 << 20)
         let targets = try targets(input, toGGUF: toGGUF, options: options)

@@ -96,8 +96,14 @@ public struct QuantizeReport: Sendable {
         let q = e.filter(\.quantized)
         let before = e.reduce(0) { $0 + $1.bytesBefore }, after = e.reduce(0) { $0 + $1.bytesAfter }
         let params = e.reduce(0) { $0 + $1.parameters }
+        // A preset (or --type-for) mixes types: say which, in order of first use.
+        var mix: [(type: String, count: Int)] = []
+        for r in q {
+            if let k = mix.firstIndex(where: { $0.type == r.to }) { mix[k].count += 1 } else { mix.append((r.to, 1)) }
+        }
+        let detail = mix.count > 1 ? ": " + mix.map { "\($0.count) \($0.type)" }.joined(separator: ", ") : ""
         var lines = [
-            "quantized \(Format.counted(q.count, "tensor")) to \(type) (\(layout)), kept \(e.count - q.count)",
+            "quantized \(Format.counted(q.count, "tensor")) to \(type) (\(layout)\(detail)), kept \(e.count - q.count)",
             "size \(Format.bytes(before)) -> \(Format.bytes(after)) (\(Format.fixed(before > 0 ? Double(after) / Double(before) * 100 : 0, 1))%), "
                 + "\(Format.fixed(params > 0 ? Double(after) * 8 / Double(params) : 0, 2)) bits/parameter",
         ]

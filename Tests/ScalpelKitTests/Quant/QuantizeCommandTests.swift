@@ -252,6 +252,16 @@ import Testing
         #expect(text.hasPrefix("quantized 2 tensors to q4_1 (gguf), kept 1"))
     }
 
+    /// A preset mixes types: the summary names the preset and counts each type, in order of first use.
+    @Test func summaryOfAMixedQuantization() {
+        var report = QuantizeReport(type: "Q4_K_M", layout: "gguf")
+        for (name, to, rmse) in [("a", "Q4_K", 0.04), ("b", "Q6_K", 0.01), ("c", "Q4_K", 0.05), ("d", "F32", nil)] as [(String, String, Double?)] {
+            report.record(TensorQuantResult(name: name, shape: [256], from: "F32", to: to, parameters: 256, bytesBefore: 1024,
+                                            bytesAfter: 144, relativeRMSE: rmse, sqnrDB: rmse.map { -20 * log10($0) }))
+        }
+        #expect(report.text().hasPrefix("quantized 3 tensors to Q4_K_M (gguf: 2 Q4_K, 1 Q6_K), kept 1\n"))
+    }
+
     @Test func gaussianRoundTripErrors() throws {
         let dir = TempDir()
         defer { dir.cleanup() }
