@@ -59,6 +59,20 @@ def reference_convert(folder: Path, out: Path, outtype: str, pre_name: str | Non
     return out
 
 
+def greedy_outputs(files, n_tokens: int, prompt: str = "Scalpel converts") -> list[bytes]:
+    """llama-simple's greedy output for each GGUF in `files` (skips when it is not built). Bytes: a random
+    model's tokens need not be UTF-8."""
+    exe = llamacpp_bin("llama-simple")
+    if exe is None:
+        pytest.skip("llama-simple is not built (scripts/llamacpp.sh)")
+    outs = []
+    for f in files:
+        p = subprocess.run([str(exe), "-m", str(f), "-n", str(n_tokens), prompt], capture_output=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:].decode(errors="replace")
+        outs.append(p.stdout)
+    return outs
+
+
 def gguf_reader(path):
     src = llamacpp_src()
     if src is not None and str(src / "gguf-py") not in sys.path:

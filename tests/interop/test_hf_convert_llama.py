@@ -7,12 +7,11 @@ files have the same tensors and metadata; llama-simple's greedy tokens are the s
 """
 import glob
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from hf_convert_oracle import compare_gguf, llamacpp_bin, reference_convert, require_ml
+from hf_convert_oracle import compare_gguf, greedy_outputs, reference_convert, require_ml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,17 +51,10 @@ def test_tiny_llama_same_as_reference(scalpel, tmp, variant):
 
 def test_greedy_tokens_equal_in_llama_cpp(scalpel, tmp):
     require_ml()
-    exe = llamacpp_bin("llama-simple")
-    if exe is None:
-        pytest.skip("llama-simple is not built (scripts/llamacpp.sh)")
     folder = make_llama(tmp / "model")
     ref = reference_convert(folder, tmp / "ref.gguf", "f32")
     ours = scalpel.convert(folder, tmp / "ours.gguf", "--dtype", "f32")
-    outs = []
-    for f in [ref, ours]:
-        p = subprocess.run([str(exe), "-m", str(f), "-n", "24", "Scalpel converts"], capture_output=True, timeout=300)
-        assert p.returncode == 0, p.stderr[-2000:].decode(errors="replace")
-        outs.append(p.stdout)  # bytes: a random model's tokens need not be UTF-8
+    outs = greedy_outputs([ref, ours], 24)
     assert outs[0] == outs[1] and outs[0].strip()
 
 

@@ -17,12 +17,11 @@ values); llama-simple's greedy tokens from both files are equal.
 """
 import glob
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from hf_convert_oracle import compare_gguf, gguf_reader, llamacpp_bin, reference_convert, require_ml
+from hf_convert_oracle import compare_gguf, gguf_reader, greedy_outputs, llamacpp_bin, reference_convert, require_ml
 
 REPO = Path(__file__).resolve().parents[2]
 PHI3_ADDED = ["<|endoftext|>", "<|assistant|>", "<|end|>", "<|user|>"]
@@ -151,17 +150,10 @@ def test_gpt2_untied_same_as_reference(scalpel, tmp):
 @pytest.mark.parametrize("family", ["gemma2", "phi3", "gpt2"])
 def test_greedy_tokens_equal_in_llama_cpp(scalpel, tmp, family):
     require_ml()
-    exe = llamacpp_bin("llama-simple")
-    if exe is None:
-        pytest.skip("llama-simple is not built (scripts/llamacpp.sh)")
     folder = MAKERS[family](tmp / family)
     ref = reference_convert(folder, tmp / "ref.gguf", "f32", pre_name=PRE.get(family))
     ours = scalpel.convert(folder, tmp / "ours.gguf", "--dtype", "f32")
-    outs = []
-    for f in [ref, ours]:
-        p = subprocess.run([str(exe), "-m", str(f), "-n", "16", "Scalpel converts"], capture_output=True, timeout=300)
-        assert p.returncode == 0, p.stderr[-2000:].decode(errors="replace")
-        outs.append(p.stdout)  # bytes: a random model's tokens need not be UTF-8
+    outs = greedy_outputs([ref, ours], 16)
     assert outs[0] == outs[1] and outs[0].strip()
 
 
@@ -207,11 +199,9 @@ def test_phi3_long_rope(scalpel, tmp):
     assert n_tensors == N_TENSORS["phi3"] + 2
     fields = gguf_reader(ours).fields
     assert abs(fields["phi3.rope.scaling.attn_factor"].contents() - (1 + __import__("math").log(4) / __import__("math").log(256)) ** 0.5) < 1e-6
-    exe = llamacpp_bin("llama-simple")
-    if exe is not None:
-        outs = [subprocess.run([str(exe), "-m", str(f), "-n", "16", "Scalpel converts"], capture_output=True, timeout=300)
-                for f in [ref, ours]]
-        assert all(p.returncode == 0 for p in outs) and outs[0].stdout == outs[1].stdout and outs[0].stdout.strip()
+    if llamacpp_bin("llama-simple") is not None:
+        outs = greedy_outputs([ref, ours], 16)
+        assert outs[0] == outs[1] and outs[0].strip()
     back = tmp / "back"
     scalpel.run("convert", ours, back)
     config = json.loads((back / "config.json").read_text())
