@@ -238,7 +238,6 @@ struct SourceTensor: Sendable {
             }
         }
         let v = try logical.decode()
-        release()  // decoded: the input's pages are not read again, and the f32 copy is the larger one
         return try v.withUnsafeBufferPointer { p in
             if checkFinite { try self.checkFinite(p) }
             return try body(p)
