@@ -41,4 +41,18 @@ void scalpel_error_sums(const float *x, const float *y, size_t n, scalpel_error_
 /// dispatcher falls back to, and what tests compare the wider variants with.
 void scalpel_error_sums_portable(const float *x, const float *y, size_t n, scalpel_error_sums_t *out);
 
+/// One row of compressed-tensors' group quantization (`CompressedTensorsKernel`): for each of `groups`
+/// groups of `group_size` values of `w`, rounded to the scale dtype (`rounding`: 0 f32, 1 bf16, 2 f16),
+/// the scale (`scales[g]`) and, unless `symmetric`, the zero point (`zero_points[g]`) from the minimum
+/// and maximum (taken from 0; NaN makes the scale NaN), then, when `codes` is not null, the offset
+/// codes `q + 2^(bits-1)` of every value (`bits` 4 or 8; NaN gives code 0 + offset), and, when
+/// `dequantized` is not null, the round trip `R((q - zp) * scale)`. No fused multiply-add; the AVX2
+/// variant chosen at run time gives the same bits as the portable one.
+void scalpel_ct_quantize_row(const float *w, size_t groups, size_t group_size, int bits, int symmetric, int rounding,
+                             uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized);
+
+/// `scalpel_ct_quantize_row` compiled for the baseline instruction set, without run-time dispatch.
+void scalpel_ct_quantize_row_portable(const float *w, size_t groups, size_t group_size, int bits, int symmetric, int rounding,
+                                      uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized);
+
 #endif

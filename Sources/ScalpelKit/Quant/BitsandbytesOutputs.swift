@@ -68,45 +68,34 @@ enum BitsandbytesOutputs {
 
     /// LLM.int8: `P.weight` (I8 `[out, in]`), `P.SCB` (F32 `[out]`) and `P.weight_format` (U8 scalar 0,
     /// row-major). Weights are rounded to F16 first, as bitsandbytes' Int8Params does.
-    static func int8(_ source: SourceTensor, report: inout QuantizeReport, result: TensorQuantResult, note: String?,
-                     cache: SideCache) throws -> [OutputTensor] {
+    ///
+    /// Only the row scales are computed while planning (one pass of maxima: `SCB` precedes the weights
+    /// in the file); the codes are computed straight into the output buffer when written, the error
+    /// measured row by row, so quantizing overlaps writing the previous tensor.
+    static func int8(_ source: SourceTensor, report: inout QuantizeReport, result: TensorQuantResult, note: String?) throws -> [OutputTensor] {
         let info = source.info
         guard info.name.hasSuffix(".weight"), info.shape.count == 2 else {
             throw ScalpelError.invalid(file: source.checkpoint.path, tensor: info.name, reason: "LLM.int8 quantizes 2-D *.weight tensors only")
         }
         let rows = info.shape[0], columns = info.shape[1]
         let prefix = String(info.name.dropLast(".weight".count))
-        // Quantized once while planning, the error measured row by row; the codes are kept for writing
-        // while they fit the cache budget. NaN and Inf make an SCB non-finite, so only then is the input
-        // scanned for them (values beyond f16's range also do, and are then allowed, as before).
-        var cb = [Int8](repeating: 0, count: rows * columns)
-        var scb = [Float](repeating: 0, count: rows)
-        let error = try source.withValues(checkFinite: false) { values in
-            let e = cb.withUnsafeMutableBufferPointer { c in
-                scb.withUnsafeMutableBufferPointer { s in
-                    BnbInt8.quantize(values, rows: rows, columns: columns, codes: c.baseAddress, scb: s.baseAddress, measure: true)!
-                }
-            }
+        // NaN and Inf make an SCB non-finite, so only then is the input scanned for them (values beyond
+        // f16's range also do, and are then allowed, as before).
+        let scb = try source.withValues(checkFinite: false) { values in
+            let scb = BnbInt8.rowScales(values, rows: rows, columns: columns)
             if scb.contains(where: { !$0.isFinite }) { try source.checkFinite(values) }
-            return e
+            return scb
         }
-        cache.keep(cb, bytes: cb.count, for: info.name)
-        cb = []
         source.release()
         let outputs = [
             OutputTensor(name: info.name, type: .plain(.i8), shape: [rows, columns], content: .compute { buf in
-                if let cb = cache.take(info.name, as: [Int8].self) {
-                    cb.withUnsafeBytes { buf.copyMemory(from: $0) }
-                } else {
-                    try source.withValues(checkFinite: false) { values in
-                        var scratch = [Float](repeating: 0, count: rows)
-                        scratch.withUnsafeMutableBufferPointer { s in
-                            _ = BnbInt8.quantize(values, rows: rows, columns: columns, codes: buf.baseAddress?.assumingMemoryBound(to: Int8.self),
-                                                 scb: s.baseAddress, measure: false)
-                        }
+                let error = try source.withValues(checkFinite: false) { values in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: rows) { s in
+                        BnbInt8.quantize(values, rows: rows, columns: columns, codes: buf.baseAddress?.assumingMemoryBound(to: Int8.self),
+                                         scb: s.baseAddress, measure: true)
                     }
                 }
-                return .none
+                return TensorOutcome(error: error)
             }, action: "quantize to int8", onWritten: source.release),
             constant(prefix + ".SCB", scb),
             OutputTensor(name: prefix + ".weight_format", type: .plain(.u8), shape: [], content: .compute { $0[0] = 0; return .none }),
@@ -116,7 +105,7 @@ enum BitsandbytesOutputs {
         r.bytesAfter = outputs.reduce(0) { $0 + $1.byteCount }
         r.note = note
         report.record(r)
-        report.setError(info.name, error)
+        report.setMeasured(info.name, by: info.name)
         return outputs
     }
 

@@ -48,6 +48,50 @@ public enum BnbInt8 {
         return BnbInt8Quantized(rows: rows, columns: columns, cb: cb, scb: scb)
     }
 
+    /// Every row's SCB without quantizing: `f32(f16(max |w|))`, which is the absmax of the f16-rounded
+    /// row (rounding to f16 keeps the order of magnitudes); NaN for a row holding a NaN, infinite for a
+    /// row beyond f16's range. The same values `quantize` stores. Runs in parallel over rows.
+    public static func rowScales(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int) -> [Float] {
+        precondition(weights.count == rows * columns, "LLM.int8: \(weights.count) values are not \(rows) x \(columns)")
+        var scb = [Float](repeating: 0, count: rows)
+        guard rows > 0, columns > 0, let src = weights.baseAddress else { return scb }
+        scb.withUnsafeMutableBufferPointer { s in
+            let io = UncheckedBox((src, s.baseAddress!))
+            parallelChunks(count: rows, chunk: max(1, 65536 / columns)) { range in
+                let (src, scb) = io.value
+                for r in range {
+                    let m = absmax(src + r * columns, columns)
+                    scb[r] = m.isNaN ? .nan : Float(Float16(m))
+                }
+            }
+        }
+        return scb
+    }
+
+    /// The largest magnitude of `n` values, NaN when one is NaN.
+    @inline(__always)
+    private static func absmax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
+        typealias V = SIMD16<Float>
+        let raw = UnsafeRawPointer(row)
+        var amax = V(), nan = KQuantLanes.M()
+        var i = 0
+        while i + 16 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)
+            let isNaN = KQuantLanes.mask(v .!= v)
+            nan |= isNaN
+            amax = FastLanes.max(amax, KQuantLanes.zeroing(isNaN, KQuantLanes.magnitude(v)))
+            i += 16
+        }
+        var m = amax.max()
+        var hasNaN = KQuantLanes.any(nan)
+        while i < n {
+            let v = row[i]
+            if v.isNaN { hasNaN = true } else { m = max(m, abs(v)) }
+            i += 1
+        }
+        return hasNaN ? .nan : m
+    }
+
     /// Quantizes into caller-owned `codes` (`rows * columns`) and `scb` (`rows`) and, when `measure`,
     /// returns the round-trip error against `weights` (dequantized a row at a time, never stored). Runs
     /// in parallel over fixed chunks of rows (the error does not depend on the thread count).
@@ -89,30 +133,14 @@ public enum BnbInt8 {
     @inline(__always)
     private static func quantizeRow(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Int8>) -> Float {
         typealias V = SIMD16<Float>
-        let raw = UnsafeRawPointer(row)
-        var amax = V(), nan = KQuantLanes.M()
-        var i = 0
-        while i + 16 <= n {
-            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)
-            let isNaN = KQuantLanes.mask(v .!= v)
-            nan |= isNaN
-            amax = FastLanes.max(amax, KQuantLanes.zeroing(isNaN, KQuantLanes.magnitude(v)))
-            i += 16
-        }
-        var m = amax.max()
-        var hasNaN = KQuantLanes.any(nan)
-        while i < n {
-            let v = row[i]
-            if v.isNaN { hasNaN = true } else { m = max(m, abs(v)) }
-            i += 1
-        }
-        if hasNaN || m == 0 {
+        let m = absmax(row, n)
+        if m.isNaN || m == 0 {
             out.update(repeating: 0, count: n)
-            return hasNaN ? .nan : 0
+            return m
         }
         let scale = 127 / m
-        let dst = UnsafeMutableRawPointer(out)
-        i = 0
+        let raw = UnsafeRawPointer(row), dst = UnsafeMutableRawPointer(out)
+        var i = 0
         while i + 16 <= n {
             let scaled = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self) * scale
             // NaN only for an infinite value, whose SCB is then infinite.

@@ -3,7 +3,7 @@ enum CompressedTensorsOutputs {
     /// `P.weight_packed` (I32), `P.weight_scale` (the weight's float dtype), `P.weight_shape` (I64 [2]),
     /// and `P.weight_zero_point` (I32, packed along the output dimension) when asymmetric.
     static func make(_ source: SourceTensor, bits: Int, strategy: CompressedTensors.Strategy, symmetric: Bool,
-                     report: inout QuantizeReport, result: TensorQuantResult, note: String?, cache: SideCache) throws -> [OutputTensor] {
+                     report: inout QuantizeReport, result: TensorQuantResult, note: String?) throws -> [OutputTensor] {
         let info = source.info
         guard info.name.hasSuffix(".weight"), info.shape.count == 2 else {
             throw ScalpelError.invalid(file: source.checkpoint.path, tensor: info.name, reason: "compressed-tensors quantizes 2-D *.weight tensors only")
@@ -20,48 +20,43 @@ enum CompressedTensorsOutputs {
             throw ScalpelError.invalid(file: source.checkpoint.path, tensor: info.name, reason: "group size \(groupSize) does not divide the \(columns) input features")
         }
         let layout = CompressedTensorsKernel.Layout(rows: rows, columns: columns, bits: bits, groupSize: groupSize, symmetric: symmetric)
-        // Quantized once while planning (the error measured a row at a time); the packed codes are kept
-        // for writing while they fit the cache budget, else quantized again straight into the output.
-        var packed = [Int32](repeating: 0, count: rows * layout.wordsPerRow)
-        var scales = [Float](repeating: 0, count: rows * layout.groups)
-        var zeroPoints = [Int8](repeating: 0, count: symmetric ? 0 : rows * layout.groups)
-        let error = try source.withValues { values in
-            packed.withUnsafeMutableBufferPointer { p in
-                scales.withUnsafeMutableBufferPointer { s in
-                    zeroPoints.withUnsafeMutableBufferPointer { z in
-                        CompressedTensorsKernel.run(values.baseAddress!, layout, dtype: dtype, packed: p.baseAddress!, scales: s.baseAddress!,
-                                                    zeroPoints: symmetric ? nil : z.baseAddress, measure: true)!
-                    }
+        // Only the scales and zero points are computed while planning (one pass of minima and maxima:
+        // `weight_scale` precedes `weight_packed` in the file); the codes are computed straight into the
+        // output buffer when written, the error measured row by row, so quantizing overlaps writing.
+        // NaN and Inf make a scale non-finite, so only then is the input scanned for them.
+        var q = CompressedTensorsQuantized(rows: rows, columns: columns, bits: bits, groupSize: groupSize, packed: [],
+                                           scales: [Float](repeating: 0, count: rows * layout.groups),
+                                           zeroPoints: symmetric ? nil : [Int8](repeating: 0, count: rows * layout.groups), scaleDType: dtype)
+        try source.withValues(checkFinite: false) { values in
+            guard let base = values.baseAddress else { return }
+            q.scales.withUnsafeMutableBufferPointer { s in
+                var zp = q.zeroPoints ?? []
+                zp.withUnsafeMutableBufferPointer { z in
+                    CompressedTensorsKernel.scales(base, layout, dtype: dtype, scales: s.baseAddress!, zeroPoints: symmetric ? nil : z.baseAddress)
                 }
+                if !symmetric { q.zeroPoints = zp }
             }
+            if q.scales.contains(where: { !$0.isFinite }) { try source.checkFinite(values) }
         }
-        let q = CompressedTensorsQuantized(rows: rows, columns: columns, bits: bits, groupSize: groupSize, packed: [], scales: scales,
-                                           zeroPoints: symmetric ? nil : zeroPoints, scaleDType: dtype)
-        cache.keep(packed, bytes: 4 * packed.count, for: info.name)
-        packed = []
         source.release()
-        // Closures capture only the small parts, never the packed codes.
-        let weightShape = q.weightShape, groups = q.groups, fixedScales = scales
+        let weightShape = q.weightShape, scales = q.scales
 
         var outputs = [
             OutputTensor(name: prefix + "weight_packed", type: .plain(.i32), shape: [rows, q.packedColumns], content: .compute { buf in
-                if let packed = cache.take(info.name, as: [Int32].self) {
-                    packed.withUnsafeBytes { buf.copyMemory(from: $0) }
-                    return .none
-                }
-                try source.withValues(checkFinite: false) { values in
-                    var s = [Float](repeating: 0, count: rows * groups), z = [Int8](repeating: 0, count: symmetric ? 0 : rows * groups)
-                    s.withUnsafeMutableBufferPointer { s in
+                let error = try source.withValues(checkFinite: false) { values -> QuantError? in
+                    guard let base = values.baseAddress, let packed = buf.baseAddress else { return nil }
+                    var s = [Float](repeating: 0, count: rows * layout.groups), z = [Int8](repeating: 0, count: symmetric ? 0 : rows * layout.groups)
+                    return s.withUnsafeMutableBufferPointer { s in
                         z.withUnsafeMutableBufferPointer { z in
-                            _ = CompressedTensorsKernel.run(values.baseAddress!, layout, dtype: dtype, packed: buf.baseAddress!.assumingMemoryBound(to: Int32.self),
-                                                            scales: s.baseAddress!, zeroPoints: symmetric ? nil : z.baseAddress, measure: false)
+                            CompressedTensorsKernel.run(base, layout, dtype: dtype, packed: packed.assumingMemoryBound(to: Int32.self),
+                                                        scales: s.baseAddress!, zeroPoints: symmetric ? nil : z.baseAddress, measure: true)
                         }
                     }
                 }
-                return .none
+                return TensorOutcome(error: error)
             }, action: "quantize to int\(bits)", onWritten: source.release),
-            OutputTensor(name: prefix + "weight_scale", type: .plain(dtype), shape: [rows, groups], content: .compute { buf in
-                try fixedScales.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: prefix + "weight_scale") }
+            OutputTensor(name: prefix + "weight_scale", type: .plain(dtype), shape: [rows, q.groups], content: .compute { buf in
+                try scales.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype, into: buf, tensor: prefix + "weight_scale") }
                 return .none
             }),
             OutputTensor(name: prefix + "weight_shape", type: .plain(.i64), shape: [2], content: .compute { buf in
@@ -70,7 +65,7 @@ enum CompressedTensorsOutputs {
             }),
         ]
         if let zp = q.packedZeroPoints {
-            outputs.append(OutputTensor(name: prefix + "weight_zero_point", type: .plain(.i32), shape: [zp.count / groups, groups], content: .compute { buf in
+            outputs.append(OutputTensor(name: prefix + "weight_zero_point", type: .plain(.i32), shape: [zp.count / q.groups, q.groups], content: .compute { buf in
                 zp.withUnsafeBytes { buf.copyMemory(from: $0) }
                 return .none
             }))
@@ -80,7 +75,7 @@ enum CompressedTensorsOutputs {
         r.bytesAfter = outputs.reduce(0) { $0 + $1.byteCount }
         r.note = note
         report.record(r)
-        report.setError(info.name, error)
+        report.setMeasured(info.name, by: prefix + "weight_packed")
         return outputs
     }
 }

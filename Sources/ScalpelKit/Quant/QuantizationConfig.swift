@@ -6,13 +6,14 @@ enum QuantizationConfig {
     /// bitsandbytes gets an empty list, never null, when every linear layer was quantized: on null
     /// transformers keeps its guess of the output layer unquantized (the last module of a model without
     /// an lm_head, e.g. BERT's `pooler.dense`) and then cannot load the quantized weight we wrote for it.
+    /// Runs while planning: a tensor counts as quantized when its error is known or will be measured.
     static func json(family: QuantType.Family, options: Quantize.Options, report: QuantizeReport) -> JSONValue? {
         let entries = report.entries
-        let kept = entries.filter { !$0.quantized && $0.shape.count == 2 && $0.name.hasSuffix(".weight")
+        let kept = entries.filter { !report.isQuantized($0) && $0.shape.count == 2 && $0.name.hasSuffix(".weight")
             && !TensorSelection.isEmbedding($0.name) }
             .map { JSONValue.string(String($0.name.dropLast(".weight".count))) }
         let computeDType: String = {
-            let dtypes = entries.filter(\.quantized).map(\.from)
+            let dtypes = entries.filter(report.isQuantized).map(\.from)
             if dtypes.contains("BF16") { return "bfloat16" }
             if dtypes.contains("F16") { return "float16" }
             return "float32"

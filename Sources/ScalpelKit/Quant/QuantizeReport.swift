@@ -27,6 +27,9 @@ public struct TensorQuantResult: Sendable {
 public struct QuantizeReport: Sendable {
     private var results: [String: TensorQuantResult] = [:]
     private var order: [String] = []
+    /// For a tensor whose error is measured when it is written: the output whose outcome holds it
+    /// (compressed-tensors' `P.weight_packed` for `P.weight`).
+    private var measuredBy: [String: String] = [:]
     /// The target type and layout.
     public let type: String
     public let layout: String
@@ -54,13 +57,24 @@ public struct QuantizeReport: Sendable {
         results[name]?.sqnrDB = sqnrDB
     }
 
+    /// Says that `name` is quantized and its error will be measured by the output tensor `output` (by
+    /// default the output of the same name measures it).
+    public mutating func setMeasured(_ name: String, by output: String) {
+        measuredBy[name] = output
+    }
+
+    /// Whether a tensor is quantized, before its error is measured too.
+    public func isQuantized(_ r: TensorQuantResult) -> Bool {
+        r.quantized || measuredBy[r.name] != nil
+    }
+
     /// All entries in input order.
     public var entries: [TensorQuantResult] { order.map { results[$0]! } }
 
     /// The report with the error of every tensor whose computation measured one.
     public func completed(with outcomes: [String: TensorOutcome]) -> QuantizeReport {
         var r = self
-        for name in order { if let e = outcomes[name]?.error { r.setError(name, e) } }
+        for name in order { if let e = outcomes[measuredBy[name] ?? name]?.error { r.setError(name, e) } }
         return r
     }
 

@@ -28,11 +28,11 @@ enum QuantizedOutputs {
             return try BitsandbytesOutputs.fourBit(source, kind: kind, options: options, report: &report,
                                                    result: base, note: note, cache: cache)
         case .int8Bitsandbytes(let note):
-            return try BitsandbytesOutputs.int8(source, report: &report, result: base, note: note, cache: cache)
+            return try BitsandbytesOutputs.int8(source, report: &report, result: base, note: note)
         case .compressed(let bits, let note):
             let strategy: CompressedTensors.Strategy = bits == 8 ? .channel : .group(options.groupSize)
             return try CompressedTensorsOutputs.make(source, bits: bits, strategy: strategy, symmetric: !options.asymmetric,
-                                                     report: &report, result: base, note: note, cache: cache)
+                                                     report: &report, result: base, note: note)
         }
     }
 

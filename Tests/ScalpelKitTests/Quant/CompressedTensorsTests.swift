@@ -1,3 +1,4 @@
+import CScalpelKernels
 import Testing
 @testable import ScalpelKit
 
@@ -73,6 +74,33 @@ import Testing
             let q = try quantize(x, rows: x.count / 1024, columns: 1024, bits: bits, strategy: .group(group), symmetric: symmetric, dtype: .f32)
             let e = x.withUnsafeBufferPointer { a in dequantize(q).withUnsafeBufferPointer { QuantError.measure(original: a, reconstructed: $0) } }
             #expect(e.relativeRMSE > lo && e.relativeRMSE < hi, "int\(bits) group \(group) symmetric \(symmetric): \(e.relativeRMSE)")
+        }
+    }
+
+    @Test func vectorizedRowKernelEqualsThePortableOneBitForBit() {
+        // Normal values, NaN, ±Inf, values beyond f16's range, subnormals, ±0, in the vector part and
+        // the tail (groups of 40: two vectors of 16 and a tail of 8), every rounding and layout.
+        var rng = TestRandom(seed: 5)
+        let groups = 6, size = 40
+        var w = (0..<(groups * size)).map { _ in Float(Int64(bitPattern: rng.next()) >> 40) / Float(1 << 22) }
+        for (i, v) in [(3, Float.nan), (45, .infinity), (100, -.infinity), (85, 70000), (161, 1e-41), (170, -0.0), (205, .nan), (238, .nan)] { w[i] = v }
+        for i in 120..<160 { w[i] = 0 }
+        for rounding: Int32 in [0, 1, 2] {
+            for (bits, symmetric) in [(4, true), (4, false), (8, true), (8, false)] {
+                var codes = ([UInt8](repeating: 0, count: w.count), [UInt8](repeating: 0, count: w.count))
+                var scales = ([Float](repeating: 0, count: groups), [Float](repeating: 0, count: groups))
+                var zps = ([Int8](repeating: 0, count: groups), [Int8](repeating: 0, count: groups))
+                var back = ([Float](repeating: 0, count: w.count), [Float](repeating: 0, count: w.count))
+                scalpel_ct_quantize_row(w, groups, size, Int32(bits), symmetric ? 1 : 0, rounding, &codes.0, &scales.0, &zps.0, &back.0)
+                scalpel_ct_quantize_row_portable(w, groups, size, Int32(bits), symmetric ? 1 : 0, rounding, &codes.1, &scales.1, &zps.1, &back.1)
+                let what = "rounding \(rounding), int\(bits), symmetric \(symmetric)"
+                #expect(codes.0 == codes.1, "\(what)")
+                #expect(scales.0.map(\.bitPattern) == scales.1.map(\.bitPattern), "\(what)")
+                #expect(zps.0 == zps.1, "\(what)")
+                #expect(back.0.map(\.bitPattern) == back.1.map(\.bitPattern), "\(what)")
+                #expect(scales.0[0].isNaN && !scales.0[1].isFinite && scales.0[3] == (rounding == 1 ? 0x1p-7 : rounding == 2 ? 0x1p-10 : 0x1p-23),
+                        "\(what): \(scales.0)")
+            }
         }
     }
 }
