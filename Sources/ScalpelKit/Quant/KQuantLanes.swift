@@ -145,20 +145,6 @@ enum KQuantLanes {
         return (scale, -mn)
     }
 
-    /// The first element of largest magnitude of each lane (`max`, +0 when all are zero) and that
-    /// magnitude (`amax`), as `make_qx_quants` and `make_q3_quants` find them.
-    @inline(__always)
-    static func signedMax(n: Int, x: UnsafePointer<V>) -> (max: V, amax: V) {
-        var mx = V(), amax = V()
-        for i in 0..<n {
-            let ax = KQuantLanes.magnitude(x[i])
-            let bigger = mask(ax .> amax)
-            amax = select(bigger, ax, amax)
-            mx = select(bigger, x[i], mx)
-        }
-        return (mx, amax)
-    }
-
     /// `make_qx_quants` with `rmse_type` 1 (symmetric, 2·nmax levels) for 16 lanes of 16 elements:
     /// quants 0..<2·nmax into `L` (as floats), returns the scale. `w` nil: the weights are x².
     /// Runs `scalpel_kq_search_symmetric16` (CScalpelKernels: AVX2 when the CPU has it, same bits).
