@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ScalpelKit
+import CScalpelKernels
 
 /// The matrix scripts/ggml_quant_harness.c `bench` generates: xorshift64*, uniform in [-1, 1).
 func kquantHarnessMatrix(count: Int) -> [Float] {
@@ -156,5 +157,49 @@ func fnv1a(_ bytes: [UInt8]) -> String {
         let v3 = try ggmlDequantized(.q3_K, q3)
         #expect(v3[0] == 2 * 1 * 3)
         #expect(v3[1] == 2 * 1 * -4)  // hmask clear: q 0 - 4
+    }
+
+    /// The C scale searches of Q3_K and Q6_K (CScalpelKernels/KQuantSearch.c) give the same bits in their
+    /// AVX2 variant (what this machine runs) and their baseline one, on lanes with all-zero, tiny, integer
+    /// (rounding ties) and wide values, with and without weights.
+    @Test func searchKernelsSameBitsOnEveryISA() {
+        typealias V = SIMD16<Float>
+        var rng = TestRandom(seed: 17)
+        let x = UnsafeMutablePointer<V>.allocate(capacity: 16), w = UnsafeMutablePointer<V>.allocate(capacity: 16)
+        let l1 = UnsafeMutablePointer<V>.allocate(capacity: 16), l2 = UnsafeMutablePointer<V>.allocate(capacity: 16)
+        defer { x.deallocate(); w.deallocate(); l1.deallocate(); l2.deallocate() }
+        func bits(_ p: UnsafeMutablePointer<V>) -> [UInt32] { (0..<16).flatMap { i in (0..<16).map { p[i][$0].bitPattern } } }
+        for round in 0..<40 {
+            let normals = kquantNormals(256, &rng)
+            for i in 0..<16 {
+                for j in 0..<16 {
+                    var v = normals[16 * i + j] * Float(1 + round % 5)
+                    switch j {
+                    case 0: v = 0
+                    case 1: v *= 1e-17
+                    case 2: v = Float(Int(v * 3)) / 2
+                    case 3: v *= 1e4
+                    default: break
+                    }
+                    x[i][j] = v
+                    w[i][j] = j == 4 ? 0 : Float.random(in: 0..<2, using: &rng)
+                }
+            }
+            for nmax: Int32 in [4, 32] {
+                for weights in [nil, UnsafePointer(w)] {
+                    let a = KQuantLanes.searchSymmetric(n: 16, nmax: nmax, x: x, w: weights, L: l1, portable: true)
+                    let b = KQuantLanes.searchSymmetric(n: 16, nmax: nmax, x: x, w: weights, L: l2)
+                    #expect(a == b && bits(l1) == bits(l2), "make_qx_quants nmax \(nmax) weights \(weights != nil)")
+                }
+            }
+            let a = KQuantLanes.searchQ3(n: 16, nmax: 4, x: x, L: l1, portable: true)
+            let b = KQuantLanes.searchQ3(n: 16, nmax: 4, x: x, L: l2)
+            #expect(a == b && bits(l1) == bits(l2), "make_q3_quants")
+            let xs = (0..<16).map { x[$0][5 + round % 11] }, ws = (0..<16).map { w[$0][6] }
+            var la = [Int8](repeating: 0, count: 16), lb = la
+            let sa = scalpel_kq_search_symmetric1(16, 32, xs, ws, &la, 1)
+            let sb = scalpel_kq_search_symmetric1(16, 32, xs, ws, &lb, 0)
+            #expect(sa.bitPattern == sb.bitPattern && la == lb, "make_qx_quants one group")
+        }
     }
 }

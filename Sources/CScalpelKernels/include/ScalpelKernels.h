@@ -55,4 +55,19 @@ void scalpel_ct_quantize_row(const float *w, size_t groups, size_t group_size, i
 void scalpel_ct_quantize_row_portable(const float *w, size_t groups, size_t group_size, int bits, int symmetric, int rounding,
                                       uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized);
 
+/// ggml's `make_qx_quants` (rmse_type 1) for 16 groups of 16 values side by side: element i of group j
+/// at `x[16 i + j]`, weights `w` in the same layout (NULL: the weights are x²). Writes
+/// `L[16 i + j] = nmax + l` as a float (0 for a group whose largest |x| is below 1e-15) and `scale[j]`.
+/// Bit for bit the reference: f32 sums in element order, no fused multiply-add. AVX2 when the CPU has it
+/// and `portable` is 0; the baseline variant (`portable` 1, what tests compare with) gives the same bits.
+void scalpel_kq_search_symmetric16(const float *x, const float *w, int nmax, float *L, float *scale, int portable);
+
+/// ggml's `make_q3_quants` with `do_rmse` for 16 groups of 16 values, in the layout of
+/// `scalpel_kq_search_symmetric16`: `L[16 i + j] = nmax + l` as a float, `scale[j]`.
+void scalpel_kq_search_q3_16(const float *x, int nmax, float *L, float *scale, int portable);
+
+/// ggml's `make_qx_quants` (rmse_type 1) for one group of `n` <= 16 values with weights `w`: writes
+/// `L[i] = nmax + l` and returns the scale (the 19 candidate scales run in vector lanes).
+float scalpel_kq_search_symmetric1(int n, int nmax, const float *x, const float *w, int8_t *L, int portable);
+
 #endif

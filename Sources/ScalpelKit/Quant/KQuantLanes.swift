@@ -1,3 +1,5 @@
+import CScalpelKernels
+
 /// The scale searches of ggml's K-quants, run for 16 sub-blocks at once: lane `j` of every vector is one
 /// sub-block, and `x[i]` holds element `i` of each. Every lane does exactly the scalar reference's
 /// operations in the reference's order (each sum is accumulated element by element, in f32, with no fused
@@ -143,105 +145,40 @@ enum KQuantLanes {
         return (scale, -mn)
     }
 
-    /// The first element of largest magnitude of each lane (`max`, +0 when all are zero) and that
-    /// magnitude (`amax`), as `make_qx_quants` and `make_q3_quants` find them.
-    @inline(__always)
-    static func signedMax(n: Int, x: UnsafePointer<V>) -> (max: V, amax: V) {
-        var mx = V(), amax = V()
-        for i in 0..<n {
-            let ax = KQuantLanes.magnitude(x[i])
-            let bigger = mask(ax .> amax)
-            amax = select(bigger, ax, amax)
-            mx = select(bigger, x[i], mx)
-        }
-        return (mx, amax)
-    }
-
-    /// `make_qx_quants` with `rmse_type` 1 (symmetric, 2·nmax levels) for 16 lanes of `n` elements:
+    /// `make_qx_quants` with `rmse_type` 1 (symmetric, 2·nmax levels) for 16 lanes of 16 elements:
     /// quants 0..<2·nmax into `L` (as floats), returns the scale. `w` nil: the weights are x².
+    /// Runs `scalpel_kq_search_symmetric16` (CScalpelKernels: AVX2 when the CPU has it, same bits).
     @inline(__always)
-    static func searchSymmetric(n: Int, nmax: Int32, x: UnsafePointer<V>, w: UnsafePointer<V>?, L: UnsafeMutablePointer<V>) -> V {
-        let (mx, amax) = signedMax(n: n, x: x)
-        let empty = mask(amax .< 1e-15)
-        let nm = Float(nmax)
-        func weight(_ i: Int) -> V { w?[i] ?? x[i] * x[i] }
-        var iscale = V(repeating: Float(-nmax)) / mx
-        var sumLX = V(), sumL2 = V()
-        for i in 0..<n {
-            let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
-            L[i] = l + nm
-            let wi = weight(i)
-            sumLX += wi * x[i] * l
-            sumL2 += wi * l * l
-        }
-        var scale = zeroing(mask(sumL2 .== 0), sumLX / sumL2)
-        var best = scale * sumLX
-        for step in -9...9 where step != 0 {
-            iscale = -(V(repeating: nm + 0.1 * Float(step))) / mx
-            sumLX = V(); sumL2 = V()
-            for i in 0..<n {
-                let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
-                let wi = weight(i)
-                sumLX += wi * x[i] * l
-                sumL2 += wi * l * l
-            }
-            let take = mask(sumL2 .> 0) & mask(sumLX * sumLX .> best * sumL2)
-            if !any(take) { continue }
-            for i in 0..<n {
-                let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
-                L[i] = select(take, l + nm, L[i])
-            }
-            scale = select(take, sumLX / sumL2, scale)
-            best = select(take, scale * sumLX, best)
-        }
-        if any(empty) {
-            for i in 0..<n { L[i] = zeroing(empty, L[i]) }
-            scale = zeroing(empty, scale)
+    static func searchSymmetric(n: Int, nmax: Int32, x: UnsafePointer<V>, w: UnsafePointer<V>?, L: UnsafeMutablePointer<V>,
+                                portable: Bool = false) -> V {
+        precondition(n == 16)
+        var scale = V()
+        withUnsafeMutablePointer(to: &scale) { sp in
+            scalpel_kq_search_symmetric16(floats(x), w.map(floats), nmax, floats(L), floats(sp), portable ? 1 : 0)
         }
         return scale
     }
 
     /// `make_q3_quants` with `do_rmse` (weights x², up to five passes moving one quant at a time) for 16
-    /// lanes of `n` elements: quants 0..<2·nmax into `L` (as floats), returns the scale. A lane that
-    /// stopped changing is left running with the others: a pass without a change changes nothing after it.
+    /// lanes of 16 elements: quants 0..<2·nmax into `L` (as floats), returns the scale.
+    /// Runs `scalpel_kq_search_q3_16` (CScalpelKernels: AVX2 when the CPU has it, same bits).
     @inline(__always)
-    static func searchQ3(n: Int, nmax: Int32, x: UnsafePointer<V>, L: UnsafeMutablePointer<V>) -> V {
-        let (mx, amax) = signedMax(n: n, x: x)
-        let empty = mask(amax .< 1e-15)
-        let iscale = V(repeating: Float(-nmax)) / mx
-        var sumLX = V(), sumL2 = V()
-        for i in 0..<n {
-            let l = float(clamp(nearestInt(iscale * x[i]), -nmax, nmax - 1))
-            L[i] = l
-            let wi = x[i] * x[i]
-            sumLX += wi * x[i] * l
-            sumL2 += wi * l * l
+    static func searchQ3(n: Int, nmax: Int32, x: UnsafePointer<V>, L: UnsafeMutablePointer<V>, portable: Bool = false) -> V {
+        precondition(n == 16)
+        var scale = V()
+        withUnsafeMutablePointer(to: &scale) { sp in
+            scalpel_kq_search_q3_16(floats(x), nmax, floats(L), floats(sp), portable ? 1 : 0)
         }
-        for _ in 0..<5 {
-            var changed = M()
-            for i in 0..<n {
-                let xi = x[i], wi = xi * xi, li = L[i]
-                var slx = sumLX - wi * xi * li
-                let positive = mask(slx .> 0)
-                if !any(positive) { continue }
-                var sl2 = sumL2 - wi * li * li
-                let newL = float(clamp(nearestInt(xi * sl2 / slx), -nmax, nmax - 1))
-                let differs = positive & mask(newL .!= li)
-                if !any(differs) { continue }
-                slx += wi * xi * newL
-                sl2 += wi * newL * newL
-                let take = differs & mask(sl2 .> 0) & mask(slx * slx * sumL2 .> sumLX * sumLX * sl2)
-                L[i] = select(take, newL, L[i])
-                sumLX = select(take, slx, sumLX)
-                sumL2 = select(take, sl2, sumL2)
-                changed |= take
-            }
-            if !any(changed) { break }
-        }
-        let nm = V(repeating: Float(nmax))
-        for i in 0..<n { L[i] = zeroing(empty, L[i] + nm) }
-        var scale = select(mask(sumL2 .> 0), sumLX / sumL2, V())
-        scale = zeroing(empty, scale)
         return scale
+    }
+
+    @inline(__always)
+    private static func floats(_ p: UnsafePointer<V>) -> UnsafePointer<Float> {
+        UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+    }
+
+    @inline(__always)
+    private static func floats(_ p: UnsafeMutablePointer<V>) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
     }
 }

@@ -1,3 +1,5 @@
+import CScalpelKernels
+
 /// Q3_K (ggml `block_q3_K`): 256 values in sixteen sub-blocks of 16, each with a 6-bit signed scale;
 /// `x ≈ d·(scale − 32)·(q − 4)`, q in 0...7.
 ///
@@ -37,7 +39,7 @@ enum KQuantQ3 {
                         }
                         let scales = KQuantLanes.searchSymmetric(n: 16, nmax: 4, x: s.x, w: UnsafePointer(s.w), L: s.L)
                         for j in 0..<16 { sc[j] = scales[j]; swp[j] = sw[j] }
-                        d = KQuantScales.searchSymmetric(n: 16, nmax: 32, x: sc, L: lsp, qw: swp)
+                        d = scalpel_kq_search_symmetric1(16, 32, sc, swp, lsp, 0)
                         for j in 0..<16 { pack(scale: Int32(lsp[j]), j, packed) }
                     } else {
                         let scales = KQuantLanes.searchQ3(n: 16, nmax: 4, x: s.x, L: s.L)
