@@ -54,7 +54,7 @@ enum KQuantBench {
         } catch {
             fail("kquant: \(error)")
         }
-        if let dump { FileManager.default.createFile(atPath: dump, contents: Data(out)) }
+        if let dump { _ = FileManager.default.createFile(atPath: dump, contents: Data(out)) }
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in out { h ^= UInt64(b); h = h &* 0x100_0000_01b3 }
         times.sort()

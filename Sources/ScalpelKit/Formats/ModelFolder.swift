@@ -11,7 +11,7 @@ public struct ModelFolder: Sendable {
     /// empty list when the checkpoint is a lone file.
     public init(checkpointPath: String) {
         var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: checkpointPath, isDirectory: &isDir)
+        _ = FileManager.default.fileExists(atPath: checkpointPath, isDirectory: &isDir)
         let folder = isDir.boolValue ? checkpointPath : PathName.folder(checkpointPath)
         self.folder = folder
         guard isDir.boolValue || checkpointPath.hasSuffix(".index.json") else { companionFiles = []; return }

@@ -62,7 +62,7 @@ public enum Pipeline {
             }
             try OutputGuard.replacing(dest.path, force: options.force) { try out.commit() }
             let bytes = (try? FileManager.default.attributesOfItem(atPath: dest.path)[.size] as? Int) ?? 0
-            written.append(PlannedFile(path: dest.path, bytes: bytes ?? 0, tensors: content.tensorCount, compressed: dest.zstdLevel != nil))
+            written.append(PlannedFile(path: dest.path, bytes: bytes, tensors: content.tensorCount, compressed: dest.zstdLevel != nil))
         }
         return WriteResult(files: written, outcomes: outcomes, tensors: plan.tensors.count, tensorBytes: plan.tensorBytes,
                            seconds: Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
