@@ -55,6 +55,13 @@ void scalpel_ct_quantize_row(const float *w, size_t groups, size_t group_size, i
 void scalpel_ct_quantize_row_portable(const float *w, size_t groups, size_t group_size, int bits, int symmetric, int rounding,
                                       uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized);
 
+/// One row of bitsandbytes' LLM.int8 (`BnbInt8`): returns the row's SCB, the largest magnitude of its
+/// f16-rounded values (NaN when one is NaN). When `codes` is not null, also writes
+/// `round_half_even(f16(w) * (127 / SCB))` (0 for the whole row when the SCB is 0 or NaN, and for a NaN
+/// product) and, when `dequantized` is not null, `(code * SCB) * f32(1/127)`. The AVX2+F16C variant chosen
+/// at run time gives the same bits as the baseline one (`portable` 1, what tests compare with).
+float scalpel_int8_quantize_row(const float *w, size_t n, int8_t *codes, float *dequantized, int portable);
+
 /// ggml's `make_qx_quants` (rmse_type 1) for 16 groups of 16 values side by side: element i of group j
 /// at `x[16 i + j]`, weights `w` in the same layout (NULL: the weights are x²). Writes
 /// `L[16 i + j] = nmax + l` as a float (0 for a group whose largest |x| is below 1e-15) and `scale[j]`.

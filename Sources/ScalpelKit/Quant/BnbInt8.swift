@@ -59,117 +59,41 @@ public enum BnbInt8 {
             let io = UncheckedBox((src, s.baseAddress!))
             parallelChunks(count: rows, chunk: max(1, 65536 / columns)) { range in
                 let (src, scb) = io.value
-                for r in range {
-                    let m = absmax(src + r * columns, columns)
-                    scb[r] = m.isNaN ? .nan : Float(Float16(m))
-                }
+                for r in range { scb[r] = scalpel_int8_quantize_row(src + r * columns, columns, nil, nil, 0) }
             }
         }
         return scb
     }
 
-    /// The largest magnitude of `n` values, NaN when one is NaN.
-    @inline(__always)
-    private static func absmax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
-        typealias V = SIMD16<Float>
-        let raw = UnsafeRawPointer(row)
-        var amax = V(), nan = KQuantLanes.M()
-        var i = 0
-        while i + 16 <= n {
-            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)
-            let isNaN = KQuantLanes.mask(v .!= v)
-            nan |= isNaN
-            amax = FastLanes.max(amax, KQuantLanes.zeroing(isNaN, KQuantLanes.magnitude(v)))
-            i += 16
-        }
-        var m = amax.max()
-        var hasNaN = KQuantLanes.any(nan)
-        while i < n {
-            let v = row[i]
-            if v.isNaN { hasNaN = true } else { m = max(m, abs(v)) }
-            i += 1
-        }
-        return hasNaN ? .nan : m
-    }
-
     /// Quantizes into caller-owned `codes` (`rows * columns`) and `scb` (`rows`) and, when `measure`,
     /// returns the round-trip error against `weights` (dequantized a row at a time, never stored). Runs
-    /// in parallel over fixed chunks of rows (the error does not depend on the thread count).
+    /// in parallel over fixed chunks of rows (the error does not depend on the thread count). The row
+    /// kernel is `scalpel_int8_quantize_row` (C, AVX2 and F16C chosen at run time).
     static func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, codes: UnsafeMutablePointer<Int8>?,
                          scb: UnsafeMutablePointer<Float>?, measure: Bool) -> QuantError? {
         guard rows > 0, columns > 0, let src = weights.baseAddress, let codes, let scb else {
             return measure ? QuantError(count: 0, signalEnergy: 0, errorEnergy: 0, maxAbsError: 0) : nil
         }
         let io = UncheckedBox((src, codes, scb))
-        let chunk = max(1, 65536 / columns)
-        let error = try? QuantError.inChunks(count: rows, chunk: chunk) { range in
+        let error = try? QuantError.inChunks(count: rows, chunk: max(1, 65536 / columns)) { range in
             let (src, codes, scb) = io.value
-            return withUnsafeTemporaryAllocation(of: UInt16.self, capacity: columns) { half in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: columns) { row in
-                    var sums = scalpel_error_sums_t()
-                    var signal = 0.0, err = 0.0, maxAbs: Float = 0
-                    for r in range {
-                        let w = src + r * columns, out = codes + r * columns
-                        scalpel_f32_to_f16(w, half.baseAddress!, columns)
-                        scalpel_f16_to_f32(half.baseAddress!, row.baseAddress!, columns)
-                        let s = quantizeRow(UnsafePointer(row.baseAddress!), columns, into: out)
-                        scb[r] = s
-                        guard measure else { continue }
-                        dequantizeRow(out, s, columns, into: row.baseAddress!)
-                        scalpel_error_sums(w, row.baseAddress!, columns, &sums)
-                        signal += sums.signal
-                        err += sums.error
-                        let m = Float(bitPattern: sums.max_abs_bits)
-                        maxAbs = m.isNaN || maxAbs.isNaN ? .nan : max(maxAbs, m)
-                    }
-                    return QuantError(count: range.count * columns, signalEnergy: signal, errorEnergy: err, maxAbsError: Double(maxAbs))
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: measure ? columns : 0) { back in
+                var sums = scalpel_error_sums_t()
+                var signal = 0.0, err = 0.0, maxAbs: Float = 0
+                for r in range {
+                    let w = src + r * columns
+                    scb[r] = scalpel_int8_quantize_row(w, columns, codes + r * columns, measure ? back.baseAddress : nil, 0)
+                    guard measure else { continue }
+                    scalpel_error_sums(w, back.baseAddress!, columns, &sums)
+                    signal += sums.signal
+                    err += sums.error
+                    let m = Float(bitPattern: sums.max_abs_bits)
+                    maxAbs = m.isNaN || maxAbs.isNaN ? .nan : max(maxAbs, m)
                 }
+                return QuantError(count: range.count * columns, signalEnergy: signal, errorEnergy: err, maxAbsError: Double(maxAbs))
             }
         }
         return measure ? error : nil
-    }
-
-    /// Quantizes one row of f16-representable values; returns its SCB.
-    @inline(__always)
-    private static func quantizeRow(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Int8>) -> Float {
-        typealias V = SIMD16<Float>
-        let m = absmax(row, n)
-        if m.isNaN || m == 0 {
-            out.update(repeating: 0, count: n)
-            return m
-        }
-        let scale = 127 / m
-        let raw = UnsafeRawPointer(row), dst = UnsafeMutableRawPointer(out)
-        var i = 0
-        while i + 16 <= n {
-            let scaled = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self) * scale
-            // NaN only for an infinite value, whose SCB is then infinite.
-            let q = FastLanes.nearestInt(KQuantLanes.zeroing(KQuantLanes.mask(scaled .!= scaled), scaled))
-            dst.storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), toByteOffset: i, as: SIMD16<Int8>.self)
-            i += 16
-        }
-        while i < n {
-            let scaled = row[i] * scale
-            out[i] = scaled.isNaN ? 0 : Int8(scaled.rounded(.toNearestOrEven))
-            i += 1
-        }
-        return m
-    }
-
-    /// One row dequantized: `(CB * SCB) * f32(1/127)`.
-    @inline(__always)
-    private static func dequantizeRow(_ codes: UnsafePointer<Int8>, _ s: Float, _ n: Int, into out: UnsafeMutablePointer<Float>) {
-        let src = UnsafeRawPointer(codes), dst = UnsafeMutableRawPointer(out)
-        var i = 0
-        while i + 16 <= n {
-            let c = FastLanes.float(SIMD16<Int32>(truncatingIfNeeded: src.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)))
-            dst.storeBytes(of: (c * s) * inverse127, toByteOffset: 4 * i, as: SIMD16<Float>.self)
-            i += 16
-        }
-        while i < n {
-            out[i] = (Float(codes[i]) * s) * inverse127
-            i += 1
-        }
     }
 
     /// Dequantizes into `out` (`rows * columns` values): `(CB * SCB) * f32(1/127)`.
