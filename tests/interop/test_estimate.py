@@ -127,7 +127,7 @@ def test_estimate_of_a_quantized_gguf(scalpel, tmp, model_path):
         assert (est["estimate"]["tensors_requantized"] > 0) == (qtype not in ("q8_0",))
 
 
-@pytest.mark.parametrize("qtype", ["q8_0", "Q4_K_M", "q2_k", "f16", "nf4"])
+@pytest.mark.parametrize("qtype", ["q8_0", "Q4_K_M", "q2_k", "IQ4_XS", "f16", "nf4"])
 def test_estimate_of_a_model_folder(scalpel, tmp, hf_folder, qtype):
     """`quantize FOLDER out.gguf` converts the folder to an F32 GGUF first (llama.cpp's names and metadata):
     the estimate lays out that file's header without converting any data."""
