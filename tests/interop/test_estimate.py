@@ -21,8 +21,8 @@ import pytest
 from conftest import REPO
 
 # Every name `--estimate all` lists: the tensor types, then the presets that are not a tensor type's name
-# (q8_0, q4_0 ... q2_k, q6_k, f32, f16, bf16 are also presets: Q8_0 and q8_0 are the same run).
-TENSOR_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k",
+# (q8_0, q4_0 ... q2_k, q6_k, iq4_nl, iq4_xs, f32, f16, bf16 are also presets: Q8_0 and q8_0 are the same run).
+TENSOR_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs",
                 "f32", "f16", "bf16", "nf4", "fp4", "int8", "int4"]
 PRESETS = ["Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M"]
 ALL = TENSOR_TYPES + PRESETS
@@ -127,7 +127,7 @@ def test_estimate_of_a_quantized_gguf(scalpel, tmp, model_path):
         assert (est["estimate"]["tensors_requantized"] > 0) == (qtype not in ("q8_0",))
 
 
-@pytest.mark.parametrize("qtype", ["q8_0", "Q4_K_M", "q2_k", "f16", "nf4"])
+@pytest.mark.parametrize("qtype", ["q8_0", "Q4_K_M", "q2_k", "IQ4_XS", "f16", "nf4"])
 def test_estimate_of_a_model_folder(scalpel, tmp, hf_folder, qtype):
     """`quantize FOLDER out.gguf` converts the folder to an F32 GGUF first (llama.cpp's names and metadata):
     the estimate lays out that file's header without converting any data."""
@@ -163,8 +163,8 @@ def test_estimate_of_a_llamacpp_gguf(scalpel, tmp, llamacpp_gguf, qtype):
     check(scalpel, tmp, llamacpp_gguf, qtype)
 
 
-@pytest.mark.parametrize("preset", ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
-                                    "Q6_K", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "F16", "BF16", "F32"])
+@pytest.mark.parametrize("preset", ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "Q4_K_S", "Q4_K_M", "Q5_K_S",
+                                    "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "F16", "BF16", "F32"])
 def test_estimate_equals_llama_quantize_output(scalpel, tmp, llamacpp_gguf, preset):
     """The estimate of a preset is also the size of the file llama-quantize itself writes."""
     est = scalpel.inspect(llamacpp_gguf, "--estimate", preset)

@@ -20,7 +20,7 @@ from safetensors.numpy import save_file, load_file
 from helpers import gguf_tensors
 
 K_TYPES = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"]
-# The non-linear 4-bit types (KQuant.iq4Types): the kernels only, not yet a `--type`.
+# The non-linear 4-bit types (KQuant.iq4Types); as `--type` and presets also in test_presets.py.
 IQ4_TYPES = ["iq4_nl", "iq4_xs"]
 TYPE_SIZE = {"q2_K": 84, "q3_K": 110, "q4_K": 144, "q5_K": 176, "q6_K": 210, "iq4_nl": 18, "iq4_xs": 136}
 DEFAULT_BIN = Path.home() / ".cache" / "scalpel" / "llamacpp-0.3.36" / "bin"
@@ -140,10 +140,11 @@ def test_real_minilm_rows_equal_ggml(harness, kernel_bench, tmp, model_path, qty
                        ggml_bytes(harness, qtype, x, tmp, imatrix), "minilm+imatrix")
 
 
-@pytest.mark.parametrize("qtype", ["q4_k", "q2_k", "q6_k"])
+@pytest.mark.parametrize("qtype", ["q4_k", "q2_k", "q6_k", "iq4_xs"])
 def test_cli_quantize_k_types_and_fallback(scalpel, harness, tmp, qtype):
-    """`scalpel quantize --type q*_k`: rows of 512 get the K type with ggml's bytes; rows of 96 (not a
-    multiple of 256) get llama.cpp's fallback type, also with ggml's bytes; 1-D tensors stay F32."""
+    """`scalpel quantize --type q*_k` (and iq4_xs): rows of 512 get the K type with ggml's bytes; rows of 96
+    (not a multiple of 256) get llama.cpp's fallback type (IQ4_XS: IQ4_NL), also with ggml's bytes; 1-D
+    tensors stay F32."""
     rng = np.random.default_rng(3)
     tensors = {"blk.0.ffn_down.weight": rng.standard_normal((64, 512)).astype(np.float32),
                "blk.0.attn_q.weight": rng.standard_normal((32, 96)).astype(np.float32),
@@ -155,8 +156,8 @@ def test_cli_quantize_k_types_and_fallback(scalpel, harness, tmp, qtype):
     # whose per-tensor rules bump some tensors, test_presets.py).
     scalpel.run("quantize", src, out, "--type", qtype, "--only", "*.weight", "--pure")
     got = gguf_tensors(out)
-    k = {"q4_k": "q4_K", "q2_k": "q2_K", "q6_k": "q6_K"}[qtype]
-    fallback = {"q4_k": "q5_0", "q2_k": "q4_0", "q6_k": "q8_0"}[qtype]
+    k = {"q4_k": "q4_K", "q2_k": "q2_K", "q6_k": "q6_K", "iq4_xs": "iq4_xs"}[qtype]
+    fallback = {"q4_k": "q5_0", "q2_k": "q4_0", "q6_k": "q8_0", "iq4_xs": "iq4_nl"}[qtype]
     name, (gtype, shape, data, _) = "blk.0.ffn_down.weight", got["blk.0.ffn_down.weight"]
     assert gtype == k.upper() and shape == [64, 512]
     assert data == ggml_bytes(harness, k, tensors[name], tmp)
@@ -166,10 +167,10 @@ def test_cli_quantize_k_types_and_fallback(scalpel, harness, tmp, qtype):
     assert got["blk.0.attn_norm.weight"][0] == "F32"
 
 
-@pytest.mark.parametrize("qtype", ["q2_K", "q3_K"])
+@pytest.mark.parametrize("qtype", ["q2_K", "q3_K", "iq4_nl", "iq4_xs"])
 def test_dequantize_q2_q3_equals_gguf_py(scalpel, harness, tmp, qtype):
-    """A GGUF holding ggml's Q2_K/Q3_K bytes, converted to safetensors by scalpel (dequantized to F32),
-    equals gguf-py's dequantize bit for bit."""
+    """A GGUF holding ggml's Q2_K/Q3_K/IQ4_NL/IQ4_XS bytes, converted to safetensors by scalpel (dequantized
+    to F32), equals gguf-py's dequantize bit for bit, and ggml's own to_float."""
     import gguf
     rng = np.random.default_rng(8)
     x, _ = odd_rows(rng)

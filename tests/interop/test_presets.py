@@ -262,3 +262,75 @@ def test_requantize_refused_then_allowed(scalpel, oracle, tiny_llama, work):
     run([oracle["llama-quantize"], "--allow-requantize", q8, ref, "Q4_K_M", "2"], "llama-quantize")
     scalpel.run("quantize", q8, work / "tiny-q4km.gguf", "--type", "Q4_K_M", "--allow-requantize")
     compare(work / "tiny-q4km.gguf", ref)
+
+
+# IQ4_NL / IQ4_XS (llama_ftype 25 / 30): the presets (llama_tensor_get_type's IQ4 rules: attn_v Q5_K when
+# GQA >= 4, the first eighth of ffn_down Q5_K without an imatrix, output Q6_K or Q8_0) and --pure, a few cases
+# rather than the full matrix. The tiny Llama has GQA 4 (attn_v -> Q5_K) and ffn_down rows of 688 (IQ4_XS ->
+# IQ4_NL -> F16); MiniLM's rows of 384 take the IQ4_XS -> IQ4_NL fallback and its tied token_embd gets Q8_0.
+IQ4_LLAMA_CASES = [("IQ4_NL", "IQ4_NL", [], None), ("iq4_xs", "IQ4_XS", [], "gguf"), ("iq4_xs", "IQ4_XS", ["--pure"], None),
+                   ("IQ4_NL", "IQ4_NL", ["--pure"], "gguf")]
+IQ4_MINILM_CASES = [("IQ4_XS", "IQ4_XS", [], None), ("iq4_nl", "IQ4_NL", ["--pure"], "gguf")]
+
+
+def iq4_id(case):
+    stype, _, flags, imatrix_kind = case
+    return f"{stype}{''.join(flags)}-{imatrix_kind or 'no-imatrix'}"
+
+
+@pytest.mark.parametrize("case", IQ4_LLAMA_CASES, ids=map(iq4_id, IQ4_LLAMA_CASES))
+def test_tiny_llama_iq4_matches_llama_quantize(scalpel, oracle, tiny_llama, work, case):
+    stype, ltype, flags, imatrix_kind = case
+    ours, ref = quantize_both(scalpel, oracle, tiny_llama, work, stype, ltype, flags, imatrix_kind)
+    compare(ours, ref)
+    prompt = "The quantize command"
+    outputs = [run([oracle["llama-simple"], "-m", f, "-n", "16", prompt], "llama-simple").stdout for f in (ours, ref)]
+    assert outputs[0] == outputs[1] and prompt in outputs[0]
+
+
+@pytest.mark.parametrize("case", IQ4_MINILM_CASES, ids=map(iq4_id, IQ4_MINILM_CASES))
+def test_minilm_iq4_matches_llama_quantize(scalpel, oracle, minilm, work, case):
+    stype, ltype, flags, imatrix_kind = case
+    ours, ref = quantize_both(scalpel, oracle, minilm, work, stype, ltype, flags, imatrix_kind)
+    compare(ours, ref)
+    import gguf
+    kinds = {gguf.GGMLQuantizationType(t).name for t, _, _ in tensors(ours).values()}
+    assert "IQ4_NL" in kinds  # rows of 384: IQ4_XS falls back to IQ4_NL
+    run([oracle["llama-embedding"], "-m", ours, "-p", "surgery on checkpoints", "-t", "2"], "llama-embedding")
+
+
+def test_iq4_controls(scalpel, oracle, tiny_llama, work):
+    """IQ4 types through llama-quantize's controls on a Q4_K_M run (--tensor-type, with ffn_down's rows of 688
+    falling back to F16, --output-tensor-type, --token-embedding-type), equal to llama-quantize's file."""
+    flags = ["--tensor-type", "attn_q=iq4_xs", "--tensor-type", "ffn_down=iq4_nl", "--output-tensor-type", "iq4_nl",
+             "--token-embedding-type", "iq4_xs"]
+    ref, ours = work / "iq4-controls-llama.gguf", work / "iq4-controls-scalpel.gguf"
+    run([oracle["llama-quantize"], *flags, tiny_llama["gguf"], ref, "Q4_K_M", "2"], "llama-quantize")
+    scalpel.run("quantize", tiny_llama["gguf"], ours, "--type", "Q4_K_M", *flags)
+    compare(ours, ref)
+    import gguf
+    kinds = {n: gguf.GGMLQuantizationType(t).name for n, (t, _, _) in tensors(ours).items()}
+    assert kinds["blk.0.attn_q.weight"] == "IQ4_XS" and kinds["output.weight"] == "IQ4_NL"
+    assert kinds["token_embd.weight"] == "IQ4_XS" and kinds["blk.0.ffn_down.weight"] == "F16"
+
+
+def test_dequantize_llama_quantize_iq4_equals_gguf_py(scalpel, oracle, minilm, work):
+    """`scalpel dequantize` of llama-quantize's IQ4_XS MiniLM (IQ4_XS, IQ4_NL and Q8_0 tensors) equals gguf-py's
+    dequantize of each tensor bit for bit."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+    ref = work / "minilm-iq4xs-for-dequantize.gguf"
+    run([oracle["llama-quantize"], minilm["gguf"], ref, "IQ4_XS", "2"], "llama-quantize")
+    out = work / "minilm-iq4xs-dequantized.safetensors"
+    scalpel.run("dequantize", ref, out)
+    got = load_file(str(out))
+    seen = set()
+    for t in gguf.GGUFReader(str(ref)).tensors:
+        if t.tensor_type.name not in ("IQ4_XS", "IQ4_NL"):
+            continue
+        seen.add(t.tensor_type.name)
+        want = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        assert got[t.name].dtype == np.float32 and got[t.name].shape == want.shape, t.name
+        assert np.array_equal(got[t.name].view(np.uint32), want.view(np.uint32)), t.name
+    assert seen == {"IQ4_XS", "IQ4_NL"}

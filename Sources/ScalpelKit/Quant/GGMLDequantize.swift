@@ -4,13 +4,13 @@
 /// - Q8_0: `q * d`. Q4_0: `(q - 8) * d`. Q5_0: `(q - 16) * d`. Q4_1, Q5_1: `q * d + m`.
 /// - Q4_K, Q5_K: `(d * scale) * q - (dmin * min)` per 32-element sub-block (6-bit scales and mins).
 ///   Q6_K: `(d * scale) * (q - 32)` per 16-element sub-block (int8 scales). Q2_K and Q3_K: see
-///   `KQuantDequantize.swift`.
+///   `KQuantDequantize.swift`; IQ4_NL and IQ4_XS: `KQuantIQ4Dequantize.swift`.
 ///
 /// The f16 scales convert exactly; an infinite or NaN scale gives what IEEE arithmetic gives (NaN for
 /// `inf * 0`), as in gguf-py.
 public enum GGMLDequantize {
     /// The types `dequantize` accepts.
-    public static let supportedTypes: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    public static let supportedTypes: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs]
 
     /// Dequantizes whole blocks from `src` into `dst`, in parallel over fixed chunks of blocks.
     ///
@@ -53,6 +53,8 @@ public enum GGMLDequantize {
         case .q4_K: return q4_K
         case .q5_K: return q5_K
         case .q6_K: return q6_K
+        case .iq4_nl: return iq4_nl
+        case .iq4_xs: return iq4_xs
         default: return nil
         }
     }

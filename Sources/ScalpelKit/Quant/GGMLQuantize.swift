@@ -19,8 +19,9 @@
 ///
 /// Inputs containing NaN or infinity are rejected: the reference's result is undefined for them.
 public enum GGMLQuantize {
-    /// The 32-element block types `quantize` produces. It also takes the K-quants of `KQuant` (without
-    /// importance weights), which `KQuant.quantize` documents; merge and prune re-quantize only these.
+    /// The 32-element block types `quantize` produces. It also takes the K-quants, IQ4_NL and IQ4_XS of
+    /// `KQuant` (without importance weights), which `KQuant.quantize` documents; merge and prune
+    /// re-quantize only these.
     public static let supportedTypes: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
 
     /// Quantizes `src` (a whole number of 32-value blocks, in order) into `dst`, in parallel over fixed
@@ -39,7 +40,7 @@ public enum GGMLQuantize {
     /// `QuantError.measure` of `src` against `GGMLDequantize.dequantize` of them.
     /// - Throws: as `quantize`.
     public static func quantizeMeasuring(_ type: GGMLType, _ values: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer) throws -> QuantError {
-        if !KQuant.supportedTypes.contains(type) { _ = try checkedKernel(type, values.count, dst.count) }
+        if !isKQuant(type) { _ = try checkedKernel(type, values.count, dst.count) }
         let io = UncheckedBox((values, dst))
         return try QuantError.inChunks(count: values.count / type.blockSize, chunk: 2048) { r in
             let (v, d) = io.value
@@ -56,7 +57,7 @@ public enum GGMLQuantize {
     /// `quantize` with a chosen chunk size (tests use small chunks).
     static func quantize(_ type: GGMLType, _ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer,
                          blocksPerChunk: Int) throws {
-        if KQuant.supportedTypes.contains(type) {  // K-quants, without importance weights: each super-block on its own
+        if isKQuant(type) {  // K-quants and IQ4, without importance weights: each (super-)block on its own
             return try KQuant.quantize(type, src, rowLength: src.count > 0 ? src.count : 256, into: dst)
         }
         let kernel = try checkedKernel(type, src.count, dst.count)
@@ -66,6 +67,11 @@ public enum GGMLQuantize {
         if !finite, let i = src.firstIndex(where: { !$0.isFinite }) {
             throw ScalpelError.invalid(file: nil, tensor: nil, reason: "value \(src[i]) at index \(i) is not finite; \(type.name) quantization needs finite values")
         }
+    }
+
+    /// True for the types `KQuant.quantize` writes (K-quants, IQ4_NL, IQ4_XS).
+    private static func isKQuant(_ type: GGMLType) -> Bool {
+        KQuant.supportedTypes.contains(type) || KQuant.iq4Types.contains(type)
     }
 
     /// The kernel for `type`, after checking that `values` floats make whole blocks filling `bytes` bytes.

@@ -14,7 +14,7 @@ public enum KQuant {
     public static let supportedTypes: [GGMLType] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
 
     /// The non-linear 4-bit types `quantize` also produces (`KQuantIQ4`): IQ4_NL (blocks of 32) and
-    /// IQ4_XS (super-blocks of 256), byte-identical to `ggml_quantize_chunk`. Not yet a `--type`.
+    /// IQ4_XS (super-blocks of 256), byte-identical to `ggml_quantize_chunk`: `--type iq4_nl`/`iq4_xs`.
     public static let iq4Types: [GGMLType] = [.iq4_nl, .iq4_xs]
 
     /// Super-blocks per parallel work item (64 · 256 values = 64 KiB of f32).

@@ -18,6 +18,7 @@ public struct LlamaFileType: Sendable, Hashable, CustomStringConvertible {
         .init("Q2_K", 10, GGMLType(name: "Q2_K")!),
         .init("Q3_K_S", 11, GGMLType(name: "Q3_K")!), .init("Q3_K_M", 12, GGMLType(name: "Q3_K")!),
         .init("Q3_K_L", 13, GGMLType(name: "Q3_K")!),
+        .init("IQ4_NL", 25, .iq4_nl), .init("IQ4_XS", 30, .iq4_xs),
         .init("Q4_K_S", 14, .q4_K), .init("Q4_K_M", 15, .q4_K),
         .init("Q5_K_S", 16, .q5_K), .init("Q5_K_M", 17, .q5_K),
         .init("Q6_K", 18, .q6_K), .init("Q8_0", 7, .q8_0),
@@ -55,12 +56,17 @@ public struct LlamaFileType: Sendable, Hashable, CustomStringConvertible {
     static let q5_K_M = LlamaFileType(name: "Q5_K_M")!
     static let q4_0 = LlamaFileType(name: "Q4_0")!
     static let q5_0 = LlamaFileType(name: "Q5_0")!
+    static let iq4_NL = LlamaFileType(name: "IQ4_NL")!
+    static let iq4_XS = LlamaFileType(name: "IQ4_XS")!
+
+    /// IQ4_NL or IQ4_XS, which share their rules.
+    var isIQ4: Bool { self == .iq4_NL || self == .iq4_XS }
 }
 
 /// The per-tensor type rules of `llama-quantize`, followed from llama.cpp 0c1e57098 (the copy vendored
 /// by the PyPI sdist `llama-cpp-python==0.3.36`): `src/llama-quant.cpp`'s `tensor_allows_quantization`,
 /// `llama_tensor_get_type`, `llama_tensor_get_type_impl` and `tensor_type_fallback`, for the file types
-/// in `LlamaFileType.all` (the IQ, TQ, MXFP4 and Q2_K_S mixes are not offered).
+/// in `LlamaFileType.all` (of the IQ mixes only IQ4_NL and IQ4_XS are offered; no TQ, MXFP4 or Q2_K_S).
 ///
 /// - Never quantized: tensors of fewer than 2 dimensions (trailing 1s do not count), names not ending in
 ///   `weight`, `*_norm.weight`, `ffn_gate_inp`, `position_embd.weight`, `token_types.weight`, conv1d and
@@ -70,9 +76,11 @@ public struct LlamaFileType: Sendable, Hashable, CustomStringConvertible {
 /// - `attn_v` / `attn_qkv` / `attn_kv_b`, `ffn_down`, `attn_output`: bumped by file type, by position
 ///   among their kind (`use_more_bits`: the first and last eighth and every third layer between), by
 ///   the GQA ratio (`head_count / head_count_kv`) and by the expert count; Q4_0/Q5_0 files with an
-///   importance matrix give the first eighth of `ffn_down` Q4_1/Q5_1.
+///   importance matrix give the first eighth of `ffn_down` Q4_1/Q5_1. IQ4_NL/IQ4_XS files give `attn_v`
+///   Q5_K when GQA >= 4, the first eighth of `ffn_down` Q5_K when there is no importance matrix, and
+///   `attn_output` Q5_K with 8 experts.
 /// - A row that is not a multiple of the block: Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1,
-///   Q6_K -> Q8_0, and F16 when even that does not divide it.
+///   Q6_K -> Q8_0, IQ4_XS -> IQ4_NL, and F16 when even that does not divide it.
 /// - Tensors are visited in llama.cpp's order (by layer number, then by name), which decides the
 ///   position counters.
 public enum LlamaQuantRules {
@@ -362,6 +370,8 @@ public enum LlamaQuantRules {
                     type = attentionV < 2 ? .q5_K : .q4_K
                 } else if ft == .q3_K_L {
                     type = .q5_K
+                } else if ft.isIQ4 && model.gqa >= 4 {
+                    type = .q5_K
                 } else if (ft == .q4_K_M || ft == .q5_K_M) && useMoreBits(attentionV, attentionVCount) {
                     type = .q6_K
                 } else if ft == .q4_K_S && attentionV < 4 {
@@ -386,6 +396,8 @@ public enum LlamaQuantRules {
                     } else if useMoreBits(i, n) {
                         type = .q6_K
                     }
+                } else if i < n / 8 && ft.isIQ4 && !params.hasImatrix {
+                    type = .q5_K
                 } else if ft == .q5_K_M && useMoreBits(i, n) {
                     type = .q6_K
                 } else if ft == .q4_K_S && !falcon && i < n / 8 {
@@ -397,7 +409,7 @@ public enum LlamaQuantRules {
             } else if c == .attentionOutput {
                 if !falcon {
                     if model.expertCount == 8 {
-                        if [.q2_K, .q3_K_S, .q3_K_M, .q4_K_S, .q4_K_M].contains(ft) { type = .q5_K }
+                        if [.q2_K, .q3_K_S, .q3_K_M, .q4_K_S, .q4_K_M, .iq4_NL, .iq4_XS].contains(ft) { type = .q5_K }
                     } else if ft == .q2_K {
                         type = q3
                     } else if ft == .q3_K_M {

@@ -2,6 +2,7 @@
 public enum QuantType: String, CaseIterable, Sendable {
     case q8_0, q4_0, q4_1, q5_0, q5_1
     case q2_k, q3_k, q4_k, q5_k, q6_k
+    case iq4_nl, iq4_xs
     case f32, f16, bf16
     case nf4, fp4, int8, int4
 
@@ -32,6 +33,8 @@ public enum QuantType: String, CaseIterable, Sendable {
         case .q4_k: return .q4_K
         case .q5_k: return .q5_K
         case .q6_k: return .q6_K
+        case .iq4_nl: return .iq4_nl
+        case .iq4_xs: return .iq4_xs
         default: return nil
         }
     }
@@ -61,6 +64,8 @@ public enum QuantType: String, CaseIterable, Sendable {
         case .q4_k: return 14
         case .q5_k: return 16
         case .q6_k: return 18
+        case .iq4_nl: return 25  // llama.cpp's MOSTLY_IQ4_NL, MOSTLY_IQ4_XS
+        case .iq4_xs: return 30
         case .bf16: return 32
         default: return nil
         }

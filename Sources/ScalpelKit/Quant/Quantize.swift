@@ -54,7 +54,7 @@ public enum Quantize {
     /// The layout family of the main type.
     public static func family(_ options: Options) -> QuantType.Family {
         switch options.type {
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k: return .gguf
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .iq4_nl, .iq4_xs: return .gguf
         case .f32, .f16, .bf16: return .plain
         case .nf4, .fp4: return .bitsandbytes4
         case .int8: return options.int8Format == .bitsandbytes ? .bitsandbytes8 : .compressedTensors

@@ -48,9 +48,10 @@ enum QuantizeDecision: Equatable {
         if let plain = target.plainDType { return .cast(plain, note: note) }
         if var g = target.ggmlType {
             let rowLength = info.shape.last ?? 1
-            if rowLength % g.blockSize != 0 && KQuant.supportedTypes.contains(g) && KQuant.kQuantFallback(g, rowLength: rowLength) != .f16 {
+            if rowLength % g.blockSize != 0 && (KQuant.supportedTypes + KQuant.iq4Types).contains(g)
+                && KQuant.kQuantFallback(g, rowLength: rowLength) != .f16 {
                 let k = g
-                g = KQuant.kQuantFallback(k, rowLength: rowLength)  // llama.cpp's fallback for K types
+                g = KQuant.kQuantFallback(k, rowLength: rowLength)  // llama.cpp's fallback for K types and IQ4_XS
                 note = "row length \(rowLength) is not a multiple of \(k.blockSize): \(g.name) instead of \(k.name)" + (note.map { "; \($0)" } ?? "")
             }
             guard rowLength % g.blockSize == 0 else {

@@ -3,7 +3,7 @@ import Foundation
 extension Quantize {
     /// Which rules choose each tensor's type for a GGUF output.
     public enum TypeRules: String, Sendable {
-        /// llama.cpp's (`LlamaQuantRules`) for GGUF inputs, for the K presets and K types, and whenever a
+        /// llama.cpp's (`LlamaQuantRules`) for GGUF inputs, for the K and IQ4 presets and types, and whenever a
         /// llama-quantize control (`--pure`, `--imatrix`, `--tensor-type`, ...) is given; Scalpel's own
         /// selection (linear weights only) otherwise.
         case automatic
@@ -33,7 +33,9 @@ extension Quantize {
         case .scalpel: return false
         case .automatic:
             if input.format == .gguf { return family(options) == .gguf || options.fileType != nil }
-            let kType = (options.type.ggmlType?.blockSize ?? 0) == 256
+            // The K and IQ4 types are new to Scalpel: llama.cpp's rules from the start. The legacy types
+            // keep Scalpel's own selection for non-GGUF inputs.
+            let kType = (options.type.ggmlType?.blockSize ?? 0) == 256 || options.type == .iq4_nl
             let controls = options.pure || options.outputTensorType != nil || options.tokenEmbeddingType != nil
                 || options.leaveOutputTensor || !options.tensorTypes.isEmpty || options.importance != nil
             return family(options) == .gguf && (kType || controls)

@@ -2,7 +2,8 @@
 /// (`columns` values each) with that expert's importance row (`imatrix + expert * n_per_row`), through
 /// `ggml_quantize_chunk`'s weighted paths (llama.cpp 0c1e57098, `ggml/src/ggml-quants.c`):
 ///
-/// - K types: `KQuant.quantize` with the importance weights.
+/// - K types, IQ4_NL and IQ4_XS (`quantize_iq4_nl`, `quantize_iq4_xs` take the weights per column):
+///   `KQuant.quantize` with the importance weights.
 /// - Q4_0 / Q5_0 (`quantize_row_q4_0_impl`, `q5_0_impl`): per row `sigma2 = Σx² / n` (an f32 sum in
 ///   order); per block of 32 the weights `w[j] = qw[j] * sqrtf(sigma2 + x[j]²)`, then `make_qx_quants`
 ///   (`rmse_type` 1, nmax 8 / 16) gives `d` and the quants `l + nmax`.
@@ -50,7 +51,7 @@ enum WeightedQuantize {
             let out = UnsafeMutableRawBufferPointer(rebasing: dst[(e * perExpert * rowBytes)..<((e + 1) * perExpert * rowBytes)])
             try importance.withUnsafeBufferPointer { all in
                 let qw = UnsafeBufferPointer(rebasing: all[(e * columns)..<((e + 1) * columns)])
-                if KQuant.supportedTypes.contains(type) {
+                if KQuant.supportedTypes.contains(type) || KQuant.iq4Types.contains(type) {
                     try KQuant.quantize(type, src, rowLength: columns, importance: qw, into: out)
                 } else if legacy {
                     try legacyRows(type, src, columns: columns, importance: qw, into: out)

@@ -6,7 +6,7 @@ extension Scalpel {
         static let configuration = CommandConfiguration(
             abstract: "Turn quantized tensors back into plain floats (safetensors or GGUF).",
             discussion: """
-            Reads GGUF Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 (and Q4_K/Q5_K/Q6_K), bitsandbytes NF4/FP4 and LLM.int8, \
+            Reads GGUF Q8_0/Q4_0/Q4_1/Q5_0/Q5_1, Q2_K..Q6_K, IQ4_NL and IQ4_XS, bitsandbytes NF4/FP4 and LLM.int8, \
             and compressed-tensors int4/int8 safetensors. Quantized tensors become --dtype, or the float \
             dtype their layout recorded (F32 for GGUF blocks). A folder output gets the input folder's \
             other files, with quantization_config removed from config.json.

@@ -4,7 +4,7 @@ import ScalpelKit
 extension Scalpel {
     struct Quantize: PlanningCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Quantize to GGUF Q8_0/Q4_0/Q4_1/Q5_0/Q5_1, bitsandbytes NF4/FP4/int8, or compressed-tensors int4/int8.",
+            abstract: "Quantize to GGUF (Q8_0, Q4_0..Q5_1, Q2_K..Q6_K, IQ4_NL, IQ4_XS, llama-quantize's presets), bitsandbytes NF4/FP4/int8, or compressed-tensors int4/int8.",
             discussion: """
             GGUF types write a .gguf file whose blocks are bit-identical to ggml's reference quantizers. \
             nf4, fp4 and int8 write safetensors laid out as bitsandbytes/transformers save 4-bit and 8-bit \
@@ -12,9 +12,10 @@ extension Scalpel {
             layout that vLLM loads. When IN is a model folder and OUT a folder, the folder's other files \
             are copied and config.json gets the matching quantization_config. Types are case-insensitive.
 
-            --type also takes llama-quantize's presets (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K, Q8_0, \
-            Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16, F32): each tensor gets the type llama.cpp 0c1e57098 gives \
-            it. Those rules also apply to every GGUF input, to K types, and with llama-quantize's flags \
+            --type also takes llama-quantize's presets (Q2_K, Q3_K_S/M/L, IQ4_NL, IQ4_XS, Q4_K_S/M, \
+            Q5_K_S/M, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16, F32): each tensor gets the type \
+            llama.cpp 0c1e57098 gives it. Those rules also apply to every GGUF input, to K and IQ4 types, \
+            and with llama-quantize's flags \
             (--pure, --imatrix, --tensor-type, ...). Otherwise the 2-D *.weight tensors of linear layers \
             are quantized; 1-D tensors, embeddings and the output head are kept (--skip removes more; a \
             --type-for rule applies to any tensor). Every run prints the error of each tensor.
@@ -35,7 +36,7 @@ extension Scalpel {
         @Argument(help: "The output: .gguf for GGUF types, else a .safetensors file or a folder.")
         var output: String
 
-        @Option(help: "A llama-quantize preset (Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16, F32) or a tensor type (q2_k..q6_k, nf4, fp4, int8, int4); any case.")
+        @Option(help: "A llama-quantize preset (Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, IQ4_NL, IQ4_XS, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16, BF16, F32) or a tensor type (q2_k..q6_k, iq4_nl, iq4_xs, nf4, fp4, int8, int4); any case.")
         var type: QuantTypeArgument
 
         @Option(help: "bitsandbytes 4-bit block size (32 to 4096, a power of two).")

@@ -79,8 +79,8 @@ func ggmlDequantized(_ type: GGMLType, _ bytes: [UInt8], blocksPerChunk: Int = G
         let bytes = [UInt8](repeating: 0, count: 34)
         bytes.withUnsafeBytes { src in
             out.withUnsafeMutableBufferPointer { dst in
-                #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "dequantizing IQ4_NL is not supported (supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)")) {
-                    try GGMLDequantize.dequantize(GGMLType(name: "IQ4_NL")!, UnsafeRawBufferPointer(rebasing: src[0..<18]), into: dst)
+                #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "dequantizing MXFP4 is not supported (supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)")) {
+                    try GGMLDequantize.dequantize(GGMLType(name: "MXFP4")!, UnsafeRawBufferPointer(rebasing: src[0..<17]), into: dst)
                 }
                 #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "33 bytes are not a whole number of 34-byte Q8_0 blocks")) {
                     try GGMLDequantize.dequantize(.q8_0, UnsafeRawBufferPointer(rebasing: src[0..<33]), into: dst)

@@ -103,8 +103,8 @@ func ggmlQuantized(_ type: GGMLType, _ x: [Float], blocksPerChunk: Int = GGMLBlo
         var out = [UInt8](repeating: 0, count: 34)
         x.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBytes { dst in
-                #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "quantizing to IQ4_NL is not supported (supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)")) {
-                    try GGMLQuantize.quantize(.iq4_nl, src, into: dst)
+                #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "quantizing to MXFP4 is not supported (supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)")) {
+                    try GGMLQuantize.quantize(GGMLType(name: "MXFP4")!, src, into: dst)
                 }
                 #expect(throws: ScalpelError.invalid(file: nil, tensor: nil, reason: "31 values are not a whole number of 32-value Q8_0 blocks")) {
                     try GGMLQuantize.quantize(.q8_0, UnsafeBufferPointer(rebasing: src[0..<31]), into: dst)
