@@ -1,4 +1,5 @@
 #include "ScalpelKernels.h"
+#include "CPUFeatures.h"
 #include <string.h>
 
 /* No fused multiply-add anywhere: every ISA variant must give the same bits. */
@@ -90,21 +91,9 @@ static float int8_row_avx2(const float *w, size_t n, int8_t *codes, float *dequa
 }
 #endif
 
-typedef float (*int8_row_fn)(const float *, size_t, int8_t *, float *);
-
-static int8_row_fn chosen_int8_row(void) {
-    static int8_row_fn chosen = 0;
-    if (!chosen) {
-        int8_row_fn f = int8_row_portable;
-#if defined(__x86_64__)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) f = int8_row_avx2;
-#endif
-        chosen = f;
-    }
-    return chosen;
-}
-
 float scalpel_int8_quantize_row(const float *w, size_t n, int8_t *codes, float *dequantized, int portable) {
-    return (portable ? int8_row_portable : chosen_int8_row())(w, n, codes, dequantized);
+#if defined(__x86_64__)
+    if (!portable && scalpel_cpu_has_avx2_f16c()) return int8_row_avx2(w, n, codes, dequantized);
+#endif
+    return int8_row_portable(w, n, codes, dequantized);
 }

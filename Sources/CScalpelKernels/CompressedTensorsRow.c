@@ -1,4 +1,5 @@
 #include "ScalpelKernels.h"
+#include "CPUFeatures.h"
 #include <string.h>
 
 /* No fused multiply-add anywhere: every ISA variant must give the same bits. */
@@ -152,27 +153,13 @@ CT_ROW_VARIANTS(portable, )
 CT_ROW_VARIANTS(avx2, __attribute__((target("avx2,f16c"))))
 #endif
 
-typedef void (*ct_row_fn)(const float *, size_t, size_t, int, int, int, uint8_t *, float *, int8_t *, float *);
-
-static ct_row_fn chosen_ct_row(void) {
-    static ct_row_fn chosen = 0;
-    if (!chosen) {
-        ct_row_fn f = ct_row_portable;
-#if defined(__x86_64__)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) f = ct_row_avx2;
-#endif
-        chosen = f;
-    }
-    return chosen;
-}
-
 void scalpel_ct_quantize_row(const float *w, size_t groups, size_t group_size, int bits, int symmetric, int rounding,
-                             uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized) {
-    chosen_ct_row()(w, groups, group_size, bits, symmetric, rounding, codes, scales, zero_points, dequantized);
-}
-
-void scalpel_ct_quantize_row_portable(const float *w, size_t groups, size_t group_size, int bits, int symmetric, int rounding,
-                                      uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized) {
+                             uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized, int portable) {
+#if defined(__x86_64__)
+    if (!portable && scalpel_cpu_has_avx2_f16c()) {
+        ct_row_avx2(w, groups, group_size, bits, symmetric, rounding, codes, scales, zero_points, dequantized);
+        return;
+    }
+#endif
     ct_row_portable(w, groups, group_size, bits, symmetric, rounding, codes, scales, zero_points, dequantized);
 }

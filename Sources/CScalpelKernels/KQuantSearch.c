@@ -1,4 +1,5 @@
 #include "ScalpelKernels.h"
+#include "CPUFeatures.h"
 #include <string.h>
 
 /* The scale searches of ggml's K-quants (ggml-quants.c: make_qx_quants with rmse_type 1, make_q3_quants
@@ -235,49 +236,35 @@ static float symmetric1_portable(int n, int nmax, const float *x, const float *w
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2")))
+__attribute__((target("avx2,f16c")))
 static void symmetric16_avx2(const float *x, const float *w, int nmax, float *L, float *scale) {
     symmetric16(x, w, nmax, L, scale);
 }
-__attribute__((target("avx2")))
+__attribute__((target("avx2,f16c")))
 static void q3_16_avx2(const float *x, int nmax, float *L, float *scale) { q3_16(x, nmax, L, scale); }
-__attribute__((target("avx2")))
+__attribute__((target("avx2,f16c")))
 static float symmetric1_avx2(int n, int nmax, const float *x, const float *w, int8_t *L) {
     return symmetric1(n, nmax, x, w, L);
 }
 #endif
 
-/* 1 when the AVX2 variants run (decided once). */
-static int use_avx2(void) {
-    static int chosen = -1;
-    if (chosen < 0) {
-        int c = 0;
-#if defined(__x86_64__)
-        __builtin_cpu_init();
-        c = __builtin_cpu_supports("avx2") ? 1 : 0;
-#endif
-        chosen = c;
-    }
-    return chosen;
-}
-
 void scalpel_kq_search_symmetric16(const float *x, const float *w, int nmax, float *L, float *scale, int portable) {
 #if defined(__x86_64__)
-    if (!portable && use_avx2()) { symmetric16_avx2(x, w, nmax, L, scale); return; }
+    if (!portable && scalpel_cpu_has_avx2_f16c()) { symmetric16_avx2(x, w, nmax, L, scale); return; }
 #endif
     symmetric16_portable(x, w, nmax, L, scale);
 }
 
 void scalpel_kq_search_q3_16(const float *x, int nmax, float *L, float *scale, int portable) {
 #if defined(__x86_64__)
-    if (!portable && use_avx2()) { q3_16_avx2(x, nmax, L, scale); return; }
+    if (!portable && scalpel_cpu_has_avx2_f16c()) { q3_16_avx2(x, nmax, L, scale); return; }
 #endif
     q3_16_portable(x, nmax, L, scale);
 }
 
 float scalpel_kq_search_symmetric1(int n, int nmax, const float *x, const float *w, int8_t *L, int portable) {
 #if defined(__x86_64__)
-    if (!portable && use_avx2()) return symmetric1_avx2(n, nmax, x, w, L);
+    if (!portable && scalpel_cpu_has_avx2_f16c()) return symmetric1_avx2(n, nmax, x, w, L);
 #endif
     return symmetric1_portable(n, nmax, x, w, L);
 }

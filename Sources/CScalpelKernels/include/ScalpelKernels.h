@@ -46,14 +46,11 @@ void scalpel_error_sums_portable(const float *x, const float *y, size_t n, scalp
 /// the scale (`scales[g]`) and, unless `symmetric`, the zero point (`zero_points[g]`) from the minimum
 /// and maximum (taken from 0; NaN makes the scale NaN), then, when `codes` is not null, the offset
 /// codes `q + 2^(bits-1)` of every value (`bits` 4 or 8; NaN gives code 0 + offset), and, when
-/// `dequantized` is not null, the round trip `R((q - zp) * scale)`. No fused multiply-add; the AVX2
-/// variant chosen at run time gives the same bits as the portable one.
+/// `dequantized` is not null, the round trip `R((q - zp) * scale)`. No fused multiply-add; the AVX2+F16C
+/// variant chosen at run time gives the same bits as the baseline one (`portable` 1, what tests compare
+/// with).
 void scalpel_ct_quantize_row(const float *w, size_t groups, size_t group_size, int bits, int symmetric, int rounding,
-                             uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized);
-
-/// `scalpel_ct_quantize_row` compiled for the baseline instruction set, without run-time dispatch.
-void scalpel_ct_quantize_row_portable(const float *w, size_t groups, size_t group_size, int bits, int symmetric, int rounding,
-                                      uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized);
+                             uint8_t *codes, float *scales, int8_t *zero_points, float *dequantized, int portable);
 
 /// One row of bitsandbytes' LLM.int8 (`BnbInt8`): returns the row's SCB, the largest magnitude of its
 /// f16-rounded values (NaN when one is NaN). When `codes` is not null, also writes

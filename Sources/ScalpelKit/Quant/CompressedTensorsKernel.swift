@@ -1,7 +1,7 @@
 import CScalpelKernels
 
 /// The row kernel of `CompressedTensors.quantize`: the same arithmetic as its documentation, computed by
-/// `scalpel_ct_quantize_row` (C, AVX2 chosen at run time, the same bits on every CPU), then packed into
+/// `scalpel_ct_quantize_row` (C, AVX2 and F16C chosen at run time, the same bits on every CPU), then packed into
 /// the words (little-endian: a row's packed bytes are the offset codes in order, two per byte for 4 bits).
 enum CompressedTensorsKernel {
     struct Layout {
@@ -34,7 +34,7 @@ enum CompressedTensorsKernel {
                     for r in range {
                         let row = w + r * l.columns
                         scalpel_ct_quantize_row(row, l.groups, l.groupSize, Int32(l.bits), l.symmetric ? 1 : 0, mode, codes.baseAddress!,
-                                                scales + r * l.groups, zps.map { $0 + r * l.groups }, measure ? back.baseAddress : nil)
+                                                scales + r * l.groups, zps.map { $0 + r * l.groups }, measure ? back.baseAddress : nil, 0)
                         pack(codes.baseAddress!, l, into: UnsafeMutableRawPointer(packed + r * l.wordsPerRow))
                         if measure {
                             scalpel_error_sums(row, back.baseAddress!, l.columns, &sums)
@@ -61,7 +61,7 @@ enum CompressedTensorsKernel {
             let (w, scales, zps) = io.value
             for r in range {
                 scalpel_ct_quantize_row(w + r * l.columns, l.groups, l.groupSize, Int32(l.bits), l.symmetric ? 1 : 0, mode, nil,
-                                        scales + r * l.groups, zps.map { $0 + r * l.groups }, nil)
+                                        scales + r * l.groups, zps.map { $0 + r * l.groups }, nil, 0)
             }
         }
     }

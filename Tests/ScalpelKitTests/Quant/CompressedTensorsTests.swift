@@ -91,8 +91,8 @@ import Testing
                 var scales = ([Float](repeating: 0, count: groups), [Float](repeating: 0, count: groups))
                 var zps = ([Int8](repeating: 0, count: groups), [Int8](repeating: 0, count: groups))
                 var back = ([Float](repeating: 0, count: w.count), [Float](repeating: 0, count: w.count))
-                scalpel_ct_quantize_row(w, groups, size, Int32(bits), symmetric ? 1 : 0, rounding, &codes.0, &scales.0, &zps.0, &back.0)
-                scalpel_ct_quantize_row_portable(w, groups, size, Int32(bits), symmetric ? 1 : 0, rounding, &codes.1, &scales.1, &zps.1, &back.1)
+                scalpel_ct_quantize_row(w, groups, size, Int32(bits), symmetric ? 1 : 0, rounding, &codes.0, &scales.0, &zps.0, &back.0, 0)
+                scalpel_ct_quantize_row(w, groups, size, Int32(bits), symmetric ? 1 : 0, rounding, &codes.1, &scales.1, &zps.1, &back.1, 1)
                 let what = "rounding \(rounding), int\(bits), symmetric \(symmetric)"
                 #expect(codes.0 == codes.1, "\(what)")
                 #expect(scales.0.map(\.bitPattern) == scales.1.map(\.bitPattern), "\(what)")
