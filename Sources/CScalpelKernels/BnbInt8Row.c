@@ -1,25 +1,9 @@
 #include "ScalpelKernels.h"
 #include "CPUFeatures.h"
+#include "Vectors.h"
 #include <string.h>
 
-/* No fused multiply-add anywhere: every ISA variant must give the same bits. */
-#pragma clang fp contract(off)
-/* The vector helpers below are always inlined: no vector crosses a call, whatever the ISA variant. */
-#pragma clang diagnostic ignored "-Wpsabi"
-
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
-typedef uint32_t v16u __attribute__((vector_size(64)));
-typedef _Float16 v16h __attribute__((vector_size(32)));
 typedef int8_t v16c __attribute__((vector_size(16)));
-
-static inline __attribute__((always_inline)) v16f to_f16_v(v16f v) {
-    return __builtin_convertvector(__builtin_convertvector(v, v16h), v16f);
-}
-
-static inline __attribute__((always_inline)) v16f select_v(v16i mask, v16f a, v16f b) {
-    return (v16f)(((v16u)mask & (v16u)a) | (~(v16u)mask & (v16u)b));
-}
 
 static inline __attribute__((always_inline))
 float int8_row(const float *w, size_t n, int8_t *codes, float *dequantized) {

@@ -1,16 +1,8 @@
 #include "ScalpelKernels.h"
 #include "CPUFeatures.h"
+#include "Vectors.h"
 #include <string.h>
 
-/* No fused multiply-add anywhere: every ISA variant must give the same bits. */
-#pragma clang fp contract(off)
-/* The vector helpers below are always inlined: no vector crosses a call, whatever the ISA variant. */
-#pragma clang diagnostic ignored "-Wpsabi"
-
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
-typedef uint32_t v16u __attribute__((vector_size(64)));
-typedef _Float16 v16h __attribute__((vector_size(32)));
 typedef uint8_t v16b __attribute__((vector_size(16)));
 
 enum { ROUND_F32 = 0, ROUND_BF16 = 1, ROUND_F16 = 2 };
@@ -23,7 +15,7 @@ static inline __attribute__((always_inline)) v16f round_v(v16f v, int mode) {
         v16i nan = v != v;
         return (v16f)(((v16u)nan & b) | (~(v16u)nan & r));
     }
-    if (mode == ROUND_F16) return __builtin_convertvector(__builtin_convertvector(v, v16h), v16f);
+    if (mode == ROUND_F16) return to_f16_v(v);
     return v;
 }
 
@@ -38,10 +30,6 @@ static inline __attribute__((always_inline)) float round_s(float x, int mode) {
     }
     if (mode == ROUND_F16) return (float)(_Float16)x;
     return x;
-}
-
-static inline __attribute__((always_inline)) v16f select_v(v16i mask, v16f a, v16f b) {
-    return (v16f)(((v16u)mask & (v16u)a) | (~(v16u)mask & (v16u)b));
 }
 
 /* Swift's max(x, y) and min(x, y): y >= x ? y : x and y < x ? y : x. */

@@ -45,8 +45,9 @@ extension GGMLDequantize {
         }
     }
 
+    /// The little-endian f16 at `offset`, as f32.
     @inline(__always)
-    private static func half(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
+    static func half(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
         var h = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
         var f: Float = 0
         scalpel_f16_to_f32(&h, &f, 1)

@@ -17,7 +17,7 @@ extension GGMLDequantize {
         withGrid { g in
             for b in range {
                 let p = src + 18 * b
-                subBlock(p + 2, scale: iq4Half(p, 0), g, dst + 32 * b)
+                subBlock(p + 2, scale: half(p, 0), g, dst + 32 * b)
             }
         }
     }
@@ -27,7 +27,7 @@ extension GGMLDequantize {
         withGrid { g in
             for b in range {
                 let p = src + 136 * b
-                let d = iq4Half(p, 0)
+                let d = half(p, 0)
                 let scalesH = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
                 for ib in 0..<8 {
                     let low = (p.load(fromByteOffset: 4 + ib / 2, as: UInt8.self) >> UInt8(4 * (ib % 2))) & 0xF
@@ -55,13 +55,5 @@ extension GGMLDequantize {
             for (i, v) in KQuantIQ4.grid.enumerated() { buf[i] = Float(v) }
             body(buf.baseAddress!)
         }
-    }
-
-    @inline(__always)
-    private static func iq4Half(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
-        var h = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-        var f: Float = 0
-        scalpel_f16_to_f32(&h, &f, 1)
-        return f
     }
 }
